@@ -1,0 +1,107 @@
+"""Small helpers shared across evalkit: hashing, atomic writes, schema validation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+__all__ = [
+    "atomic_write",
+    "canonical_json",
+    "evalkit_home",
+    "json_path",
+    "load_yaml",
+    "package_schema",
+    "sha256_bytes",
+    "sha256_text",
+    "validate_against",
+]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return sha256_bytes(text.encode("utf-8"))
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the form evalkit hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def evalkit_home() -> Path:
+    """Where evalkit keeps converted models and the generation cache (``$EVALKIT_HOME``)."""
+    return Path(os.environ.get("EVALKIT_HOME") or Path.home() / ".cache" / "evalkit")
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so a reader sees either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_path(parts: Iterable[Any]) -> str:
+    """Render a jsonschema error path as ``metrics[0].params.schema``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def package_schema(name: str) -> dict[str, Any]:
+    """Load one of the JSON Schemas shipped in ``evalkit/schemas``."""
+    return json.loads(files("evalkit.schemas").joinpath(name).read_text(encoding="utf-8"))
+
+
+def load_yaml(path: Path, error: type[Exception]) -> Any:
+    """``yaml.safe_load`` a file, turning read and syntax errors into ``error`` naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: file not found; check the path") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}{where}: invalid YAML: {problem}; fix the syntax at that line") from exc
+
+
+def validate_against(doc: Any, schema: dict[str, Any], where: str, error: type[Exception]) -> None:
+    """Validate ``doc`` with JSON Schema; raise ``error`` for the most relevant problem, naming the field."""
+    validator = jsonschema.Draft202012Validator(schema)
+    best = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    if best is None:
+        return
+    field = json_path(best.absolute_path)
+    message = best.message
+    if best.validator == "additionalProperties":
+        allowed = sorted(best.schema.get("properties", {}))
+        message += f" (allowed: {', '.join(allowed)})"
+    elif best.validator == "required":
+        message += "; add it"
+    raise error(f"{where}: {field}: {message}")

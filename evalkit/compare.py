@@ -1,0 +1,216 @@
+"""Scores → comparison: each adapter arm against base, paired by item.
+
+The summary is what ``summary.json`` holds and what reports and gates read. Every
+number in it is computed from the long score table, so it can be traced back to
+per-item rows in ``scores.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evalkit.records import Generation, Item, ScoreRow
+from evalkit.stats import compare_paired, holm
+
+__all__ = ["SUMMARY_VERSION", "Flip", "MetricDelta", "Summary", "summarize", "summary_from_dict"]
+
+SUMMARY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One metric, one adapter arm against the reference arm (base), paired by item."""
+
+    metric: str
+    arm: str
+    """The adapter arm."""
+    reference: str
+    """The arm it is compared against (``base``, or run A in ``evalkit compare``)."""
+    binary: bool
+    n: int
+    """Items scored without error in both arms."""
+    reference_mean: float
+    arm_mean: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    """Holm-adjusted across the metrics of this arm."""
+    test: str
+    fail_to_pass: int | None
+    pass_to_fail: int | None
+    mde: float
+    """Smallest |Δ| this n detects at 80% power (α = 0.05)."""
+    underpowered: bool
+    clustered: bool
+    reference_errors: int
+    arm_errors: int
+
+    @property
+    def significant(self) -> bool:
+        return self.p_adjusted < 0.05
+
+
+@dataclass(frozen=True)
+class Flip:
+    """An item whose pass/fail changed between the reference and an adapter arm."""
+
+    metric: str
+    arm: str
+    item_id: str
+    direction: str
+    """``fail→pass`` or ``pass→fail``."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The comparison of a run (``summary.json``)."""
+
+    version: int
+    suite: str
+    reference: str
+    arms: list[str]
+    """All arms, reference first."""
+    metrics: list[str]
+    n_items: int
+    means: dict[str, dict[str, float]]
+    """arm → metric → mean over items scored without error."""
+    errors: dict[str, dict[str, int]]
+    """arm → metric → items the metric could not score."""
+    deltas: list[MetricDelta]
+    flips: list[Flip]
+    identical_outputs: dict[str, float]
+    """adapter arm → share of items whose output equals the reference arm's."""
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def delta(self, metric: str, arm: str) -> MetricDelta | None:
+        return next((d for d in self.deltas if d.metric == metric and d.arm == arm), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _finite(asdict(self))
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and inf become None so summary.json is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def summary_from_dict(doc: dict[str, Any]) -> Summary:
+    """Rebuild a ``Summary`` from ``summary.json``."""
+    floats = ("reference_mean", "arm_mean", "delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")
+    deltas = [MetricDelta(**{k: (_nan(v) if k in floats else v) for k, v in d.items()}) for d in doc["deltas"]]
+    flips = [Flip(**f) for f in doc["flips"]]
+    means = {a: {m: _nan(v) for m, v in ms.items()} for a, ms in doc["means"].items()}
+    return Summary(**{**doc, "deltas": deltas, "flips": flips, "means": means})
+
+
+def summarize(
+    suite: str,
+    items: Sequence[Item],
+    scores: Sequence[ScoreRow],
+    metrics: Sequence[tuple[str, bool]],
+    arms: Sequence[str],
+    generations: Sequence[Generation] = (),
+    *,
+    reference: str = "base",
+    seed: int = 0,
+    n_resamples: int = 10_000,
+) -> Summary:
+    """Pair scores by item and compare every other arm with ``reference``.
+
+    Args:
+        metrics: (name, binary) for each metric, in report order.
+        arms: every arm, ``reference`` among them.
+        generations: used to measure how often an adapter's output equals the reference's.
+        seed: seeds the bootstrap, so a summary is reproducible.
+    """
+    ids = [it.id for it in items]
+    index = {item_id: i for i, item_id in enumerate(ids)}
+    clusters = [it.cluster for it in items]
+    use_clusters = any(c is not None for c in clusters)
+    values: dict[tuple[str, str], np.ndarray] = {}
+    errors: dict[str, dict[str, int]] = defaultdict(dict)
+    for arm in arms:
+        for name, _ in metrics:
+            values[(arm, name)] = np.full(len(ids), np.nan)
+            errors[arm][name] = 0
+    for row in scores:
+        if row.item_id not in index or (row.arm, row.metric) not in values:
+            continue
+        if row.error is not None or row.value is None:
+            errors[row.arm][row.metric] += 1
+        else:
+            values[(row.arm, row.metric)][index[row.item_id]] = row.value
+
+    means = {arm: {name: _mean(values[(arm, name)]) for name, _ in metrics} for arm in arms}
+    deltas: list[MetricDelta] = []
+    flips: list[Flip] = []
+    for arm in arms:
+        if arm == reference:
+            continue
+        arm_deltas = []
+        for name, binary in metrics:
+            ref, got = values[(reference, name)], values[(arm, name)]
+            st = compare_paired(
+                ref, got, binary=binary, clusters=clusters if use_clusters else None, seed=seed, n_resamples=n_resamples
+            )
+            arm_deltas.append((name, binary, st))
+            if binary:
+                for i in np.flatnonzero((ref == 0) & (got == 1)):
+                    flips.append(Flip(name, arm, ids[i], "fail→pass"))
+                for i in np.flatnonzero((ref == 1) & (got == 0)):
+                    flips.append(Flip(name, arm, ids[i], "pass→fail"))
+        adjusted = holm([st.p_value for _, _, st in arm_deltas])
+        for (name, binary, st), p_adj in zip(arm_deltas, adjusted):
+            deltas.append(
+                MetricDelta(
+                    metric=name, arm=arm, reference=reference, binary=binary, n=st.n,
+                    reference_mean=st.base_mean, arm_mean=st.adapter_mean, delta=st.delta,
+                    ci_low=st.ci_low, ci_high=st.ci_high, p_value=st.p_value, p_adjusted=float(p_adj),
+                    test=st.test, fail_to_pass=st.fail_to_pass, pass_to_fail=st.pass_to_fail,
+                    mde=st.mde, underpowered=st.underpowered, clustered=st.clustered,
+                    reference_errors=errors[reference][name], arm_errors=errors[arm][name],
+                )
+            )
+    return Summary(
+        version=SUMMARY_VERSION, suite=suite, reference=reference, arms=list(arms), metrics=[m for m, _ in metrics],
+        n_items=len(ids), means=means, errors=dict(errors), deltas=deltas, flips=flips,
+        identical_outputs=_identical(generations, reference, arms), seed=seed,
+    )
+
+
+def _mean(v: np.ndarray) -> float:
+    kept = v[~np.isnan(v)]
+    return float(kept.mean()) if kept.size else float("nan")
+
+
+def _identical(generations: Sequence[Generation], reference: str, arms: Sequence[str]) -> dict[str, float]:
+    by_arm: dict[str, dict[str, str]] = defaultdict(dict)
+    for g in generations:
+        by_arm[g.arm][g.item_id] = g.text
+    ref = by_arm.get(reference, {})
+    out = {}
+    for arm in arms:
+        if arm == reference or not by_arm.get(arm):
+            continue
+        shared = [i for i in by_arm[arm] if i in ref]
+        out[arm] = sum(by_arm[arm][i] == ref[i] for i in shared) / len(shared) if shared else float("nan")
+    return out

@@ -1,0 +1,143 @@
+"""Rows → items → chat messages.
+
+Rows come from a JSONL or CSV file next to the suite, or from a Hugging Face
+``datasets`` spec (offline unless the network is allowed). Every item gets a
+stable id. Prompts are rendered with a sandboxed Jinja2 environment with strict
+undefined, so a template field missing from a row is an error naming the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from evalkit._util import canonical_json, sha256_text
+from evalkit.errors import DataError, SuiteError
+from evalkit.records import Item
+from evalkit.suite import DataSpec, PromptSpec
+
+__all__ = ["Renderer", "load_items", "load_rows"]
+
+
+def load_rows(spec: DataSpec, *, allow_network: bool = False) -> list[dict[str, Any]]:
+    """Read the rows a ``DataSpec`` names.
+
+    Raises:
+        DataError: a missing or unreadable file, a malformed line, or an unavailable dataset.
+    """
+    if spec.path is not None:
+        rows = _read_file(spec.path)
+    else:
+        rows = _read_hf(spec.hf or {}, allow_network)
+    return rows[: spec.limit] if spec.limit else rows
+
+
+def _read_file(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise DataError(f"{path}: data file not found; data.path is relative to the suite file")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        rows = []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
+                rows.append(row)
+        return rows
+    if suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            return [dict(r) for r in csv.DictReader(fh)]
+    raise DataError(f"{path}: unsupported data format {suffix!r}; use .jsonl or .csv, or an hf: dataset spec")
+
+
+def _read_hf(hf: dict[str, Any], allow_network: bool) -> list[dict[str, Any]]:
+    import datasets
+
+    if not allow_network:
+        datasets.config.HF_HUB_OFFLINE = True
+    try:
+        ds = datasets.load_dataset(hf["path"], hf.get("name"), split=hf.get("split", "test"), revision=hf.get("revision"))
+    except Exception as exc:  # datasets raises many types; all mean "cannot load this spec"
+        hint = "" if allow_network else " (offline: pass --allow-network to download)"
+        raise DataError(f"dataset {hf['path']!r}: cannot load: {str(exc).splitlines()[0]}{hint}") from exc
+    return [dict(r) for r in ds]
+
+
+def load_items(spec: DataSpec, where: str, *, allow_network: bool = False) -> list[Item]:
+    """Rows with stable ids (``id_field``, or a hash of the row's canonical JSON).
+
+    Raises:
+        DataError: rows without the id field, or duplicate ids.
+    """
+    rows = load_rows(spec, allow_network=allow_network)
+    if not rows:
+        raise DataError(f"{where}: the data has no rows")
+    items: list[Item] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if spec.id_field:
+            if spec.id_field not in row:
+                raise DataError(f"{where}: row {i + 1} has no id field {spec.id_field!r} (data.id_field); add it or drop id_field")
+            item_id = str(row[spec.id_field])
+        else:
+            item_id = sha256_text(canonical_json(row))[:12]
+        if item_id in seen:
+            raise DataError(f"{where}: rows {seen[item_id] + 1} and {i + 1} share the id {item_id!r}; ids must be unique")
+        seen[item_id] = i
+        cluster = row.get(spec.cluster_field) if spec.cluster_field else None
+        items.append(Item(id=item_id, row=row, cluster=None if cluster is None else str(cluster)))
+    return items
+
+
+class Renderer:
+    """Renders a suite's prompt templates for one item, in a sandbox with strict undefined."""
+
+    def __init__(self, prompt: PromptSpec, where: str) -> None:
+        self._env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        self._where = where
+        try:
+            self._system = self._env.from_string(prompt.system) if prompt.system else None
+            self._user = self._env.from_string(prompt.user)
+            self._target = self._env.from_string(prompt.target) if prompt.target else None
+        except jinja2.TemplateSyntaxError as exc:
+            raise SuiteError(f"{where}: prompt template syntax error at line {exc.lineno}: {exc.message}") from None
+
+    def _render(self, template: jinja2.Template, item: Item, part: str) -> str:
+        try:
+            return template.render(**item.row).strip()
+        except jinja2.UndefinedError as exc:
+            fields = ", ".join(sorted(item.row)) or "(none)"
+            raise DataError(
+                f"{self._where}: prompt.{part}: item {item.id!r}: {exc.message}; the row has fields: {fields}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise DataError(f"{self._where}: prompt.{part}: item {item.id!r}: {exc}") from None
+
+    def messages(self, item: Item) -> list[dict[str, str]]:
+        """The chat messages (system, user) for ``item``."""
+        out = []
+        if self._system is not None:
+            out.append({"role": "system", "content": self._render(self._system, item, "system")})
+        out.append({"role": "user", "content": self._render(self._user, item, "user")})
+        return out
+
+    def target(self, item: Item) -> str:
+        """The reference answer (``prompt.target``), for training examples."""
+        if self._target is None:
+            raise SuiteError(f"{self._where}: prompt.target is needed to build training examples from rows; add it")
+        return self._render(self._target, item, "target")
+
+    def all_messages(self, items: Sequence[Item]) -> list[list[dict[str, str]]]:
+        return [self.messages(item) for item in items]

@@ -1,0 +1,134 @@
+"""Metrics for structured answers: JSON validity, JSON Schema conformance, field match.
+
+The JSON in an answer is found with ``extract.extract_json`` (fenced block, whole
+text, or first complete object); an answer with no JSON scores 0 with the reason
+in the detail. A missing reference field in the data is an error, not a 0.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from evalkit._util import json_path
+from evalkit.metrics.base import Scorer, metric
+from evalkit.metrics.extract import NoJSON, extract_json
+from evalkit.metrics.normalize import check_normalize, values_equal
+from evalkit.records import Item, Score
+
+__all__ = ["field_match", "json_schema", "json_valid"]
+
+
+@metric("json_valid", binary=True)
+def json_valid() -> Scorer:
+    """1 when the answer contains a JSON value (see the extraction rule), else 0."""
+
+    def score(output: str, item: Item) -> Score:
+        try:
+            extract_json(output)
+        except NoJSON as exc:
+            return Score(0.0, detail=str(exc))
+        return Score(1.0)
+
+    return score
+
+
+@metric("json_schema", binary=True)
+def json_schema(schema: str | dict[str, Any], *, base_dir: Path) -> Scorer:
+    """1 when the answer's JSON validates against a JSON Schema (a file relative to the suite, or inline)."""
+    if isinstance(schema, str):
+        schema_path = (base_dir / schema).resolve()
+        try:
+            schema_doc = json.loads(schema_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"schema file {schema_path} not found; give a path relative to the suite") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"schema file {schema_path} is not JSON: {exc}") from None
+    else:
+        schema_doc = schema
+    cls = jsonschema.validators.validator_for(schema_doc)
+    try:
+        cls.check_schema(schema_doc)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"invalid JSON Schema: {exc.message}") from None
+    validator = cls(schema_doc)
+
+    def score(output: str, item: Item) -> Score:
+        try:
+            answer = extract_json(output)
+        except NoJSON as exc:
+            return Score(0.0, detail=str(exc))
+        error = jsonschema.exceptions.best_match(validator.iter_errors(answer))
+        if error is None:
+            return Score(1.0)
+        return Score(0.0, detail=f"{json_path(['$', *error.absolute_path])}: {error.message}")
+
+    return score
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        elif isinstance(obj, list) and part.isdigit() and int(part) < len(obj):
+            obj = obj[int(part)]
+        else:
+            raise KeyError(dotted)
+    return obj
+
+
+@metric("field_match", binary=True)
+def field_match(
+    field: str | None = None,
+    fields: list[str] | None = None,
+    reference: str | dict[str, str] | None = None,
+    normalize: str = "exact",
+    tolerance: float = 0.0,
+) -> Scorer:
+    """1 when every named field of the answer's JSON equals the reference in the row.
+
+    Args:
+        field: One answer field (dotted paths reach into nested objects).
+        fields: Several answer fields; all must match.
+        reference: Row field holding the expected value (one field), or a mapping
+            answer field → row field; by default the row field of the same name.
+        normalize: exact, strip, casefold or numeric (see ``normalize.values_equal``).
+        tolerance: Allowed absolute difference for ``numeric``.
+    """
+    if (field is None) == (fields is None):
+        raise ValueError("give exactly one of field or fields")
+    names = [field] if field is not None else list(fields or [])
+    if not names:
+        raise ValueError("fields must name at least one field")
+    check_normalize(normalize, tolerance)
+    if isinstance(reference, str):
+        if len(names) != 1:
+            raise ValueError("reference as a string needs a single field; use a mapping for several")
+        refs = {names[0]: reference}
+    else:
+        refs = {n: (reference or {}).get(n, n) for n in names}
+
+    def score(output: str, item: Item) -> Score:
+        missing = [refs[n] for n in names if refs[n] not in item.row]
+        if missing:
+            return Score.failed(f"row has no reference field {missing[0]!r}")
+        try:
+            answer = extract_json(output)
+        except NoJSON as exc:
+            return Score(0.0, detail=str(exc))
+        wrong = []
+        for n in names:
+            want = item.row[refs[n]]
+            try:
+                got = _get(answer, n)
+            except KeyError:
+                wrong.append(f"{n}: missing (want {want!r})")
+                continue
+            if not values_equal(got, want, normalize, tolerance):
+                wrong.append(f"{n}: got {got!r}, want {want!r}")
+        return Score(0.0 if wrong else 1.0, detail="; ".join(wrong))
+
+    return score

@@ -1,0 +1,174 @@
+"""Adapter references and the checks made before an adapter is loaded.
+
+Checks run on file headers only (no model load): the adapter must be a peft LoRA
+directory with safetensors weights (pickled ``.bin`` only with ``allow_pickle``),
+and every LoRA matrix must fit the base model's module shapes and vocabulary. An
+adapter whose recorded base differs from ``--base`` is refused too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+
+from evalkit.errors import AdapterError
+from evalkit.models.resolve import ResolvedModel, fingerprint_dir
+
+__all__ = ["AdapterRef", "base_shapes", "check_compatible", "parse_adapter_arg", "resolve_adapter"]
+
+TRAIN_RECORD = "evalkit-train.json"
+_ARM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """An adapter directory, checked and fingerprinted."""
+
+    name: str
+    """The arm name (``--adapter NAME=PATH``; default: the directory name)."""
+    path: Path
+    fingerprint: str
+    config: dict[str, Any] = field(default_factory=dict)
+    """``adapter_config.json``."""
+    train_record: dict[str, Any] | None = None
+    """``evalkit-train.json`` when the adapter was trained by evalkit."""
+
+    @property
+    def weights(self) -> Path:
+        st = self.path / "adapter_model.safetensors"
+        return st if st.exists() else self.path / "adapter_model.bin"
+
+
+def parse_adapter_arg(arg: str) -> tuple[str | None, str]:
+    """Split ``NAME=PATH`` (or a bare ``PATH``) from the command line."""
+    name, sep, path = arg.partition("=")
+    if sep and _ARM_NAME.match(name):
+        return name, path
+    return None, arg
+
+
+def _arm_name(path: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", path.name).strip("-") or "adapter"
+    return name if name[0].isalpha() else f"a-{name}"
+
+
+def resolve_adapter(arg: str, *, allow_pickle: bool = False) -> AdapterRef:
+    """Check that ``arg`` (``[NAME=]PATH``) is a usable peft adapter and fingerprint it.
+
+    Raises:
+        AdapterError: missing directory or config, no weights, pickled weights without consent.
+    """
+    name, raw = parse_adapter_arg(arg)
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise AdapterError(f"adapter {raw!r}: no such directory; give the folder that holds adapter_config.json")
+    if not path.is_dir() or not (path / "adapter_config.json").exists():
+        raise AdapterError(f"adapter {raw!r}: no adapter_config.json there; is this a peft adapter directory?")
+    try:
+        config = json.loads((path / "adapter_config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise AdapterError(f"{path / 'adapter_config.json'}: not valid JSON: {exc.msg}") from None
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        raise AdapterError(f"{path / 'adapter_config.json'}: peft_type is {config.get('peft_type')!r}; evalkit evaluates LoRA adapters")
+    st, pt = path / "adapter_model.safetensors", path / "adapter_model.bin"
+    if not st.exists():
+        if pt.exists() and not allow_pickle:
+            raise AdapterError(
+                f"adapter {raw!r} has only pickled weights (adapter_model.bin), which can run code when loaded; "
+                "convert it to safetensors, or pass --allow-pickle if you trust its source"
+            )
+        if not pt.exists():
+            raise AdapterError(f"adapter {raw!r}: no adapter_model.safetensors; the adapter has no weights")
+    weights = st if st.exists() else pt
+    record_path = path / TRAIN_RECORD
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    return AdapterRef(
+        name=name or _arm_name(path.resolve()),
+        path=path.resolve(),
+        fingerprint=fingerprint_dir(path, [path / "adapter_config.json", weights]),
+        config=config,
+        train_record=record,
+    )
+
+
+def base_shapes(base: ResolvedModel) -> dict[str, tuple[int, ...]]:
+    """Weight shapes of the base model, read from safetensors headers (no tensors loaded)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in sorted(base.path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            for key in fh.keys():
+                shapes[key] = tuple(fh.get_slice(key).get_shape())
+    return shapes
+
+
+def _adapter_shapes(adapter: AdapterRef) -> dict[str, tuple[int, ...]]:
+    if adapter.weights.suffix != ".safetensors":
+        return {}  # pickled weights are checked by peft when loaded
+    with safe_open(str(adapter.weights), framework="pt") as fh:
+        return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+
+
+_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+?)\.lora_(?P<which>A|B|embedding_A|embedding_B)(?:\.[^.]+)?\.weight$")
+
+
+def check_compatible(
+    adapter: AdapterRef, base: ResolvedModel, shapes: dict[str, tuple[int, ...]], *, allow_base_mismatch: bool = False
+) -> None:
+    """Refuse an adapter that was built for another base.
+
+    Three signals, strongest first: the LoRA matrices must fit the base's module
+    shapes; saved full modules (``modules_to_save``, e.g. an embedding) must match
+    the base's vocabulary; and the base the adapter records must be this one (by
+    evalkit's fingerprint when present, else by ``base_model_name_or_path``).
+
+    Raises:
+        AdapterError: naming the first mismatch found.
+    """
+    where = f"adapter {adapter.name!r} ({adapter.path})"
+    if not shapes:
+        return
+    tied = "lm_head.weight" not in shapes and "model.embed_tokens.weight" in shapes
+    for key, shape in _adapter_shapes(adapter).items():
+        m = _LORA_KEY.match(key)
+        if m:
+            module, which = m.group("module"), m.group("which")
+            base_key = f"{module}.weight"
+            if base_key not in shapes and module == "lm_head" and tied:
+                base_key = "model.embed_tokens.weight"
+            if base_key not in shapes:
+                raise AdapterError(f"{where}: targets module {module!r}, which the base {base.spec!r} does not have; it was trained for another model")
+            out_f, in_f = shapes[base_key][0], shapes[base_key][-1]
+            if which == "embedding_A":
+                in_f, fits = out_f, shape[-1] == out_f  # embeddings are stored (vocab, dim)
+            elif which == "embedding_B":
+                fits = shape[0] == in_f
+            elif which == "A":
+                fits = shape[-1] == in_f
+            else:
+                fits = shape[0] == out_f
+            if not fits:
+                raise AdapterError(
+                    f"{where}: lora_{which} of {module!r} has shape {list(shape)}, but the base {base.spec!r} has "
+                    f"{list(shapes[base_key])} there; the adapter was trained for another model"
+                )
+            continue
+        plain = key.removeprefix("base_model.model.")
+        if plain in shapes and shapes[plain] != shape:
+            raise AdapterError(
+                f"{where}: saved module {plain!r} has shape {list(shape)} but the base has {list(shapes[plain])} "
+                f"(vocabulary or width differs); the adapter was trained for another model"
+            )
+    record_fp = (adapter.train_record or {}).get("base", {}).get("fingerprint")
+    if record_fp == base.fingerprint or allow_base_mismatch:
+        return
+    recorded = str(adapter.config.get("base_model_name_or_path") or "")
+    if recorded and recorded.rstrip("/").rsplit("/", 1)[-1].lower() not in base.identities:
+        raise AdapterError(
+            f"{where}: trained on base {recorded!r}, but --base is {base.spec!r}; evaluate it on the base it was "
+            f"trained on, or pass --allow-base-mismatch if the two are the same weights"
+        )

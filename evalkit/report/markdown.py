@@ -1,0 +1,177 @@
+"""The Markdown report: headline, delta table, flips, run facts. Reads well on GitHub."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from evalkit.compare import MetricDelta, Summary
+
+__all__ = ["delta_table", "fmt_p", "headline", "render_markdown"]
+
+EXAMPLES_PER_DIRECTION = 3
+
+
+def fmt_num(v: float, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def fmt_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _verdict_word(d: MetricDelta) -> str:
+    if d.n == 0:
+        return "not scored"
+    if d.significant:
+        return "better" if d.delta > 0 else "worse"
+    return "no significant change"
+
+
+def headline(summary: Summary) -> str:
+    """One line per adapter arm: what changed significantly, and what did not."""
+    lines = []
+    for arm in summary.arms:
+        if arm == summary.reference:
+            continue
+        ds = [d for d in summary.deltas if d.arm == arm]
+        better = [f"{d.metric} {d.delta:+.2f}" for d in ds if d.significant and d.delta > 0]
+        worse = [f"{d.metric} {d.delta:+.2f}" for d in ds if d.significant and d.delta < 0]
+        parts = []
+        if better:
+            parts.append("better on " + ", ".join(better))
+        if worse:
+            parts.append("worse on " + ", ".join(worse))
+        if not parts:
+            parts.append("no significant difference on any metric")
+        same = len(ds) - len(better) - len(worse)
+        tail = f"; {same} of {len(ds)} unchanged within noise" if (better or worse) and same else ""
+        lines.append(f"**{arm}** vs {summary.reference}: " + "; ".join(parts) + tail + " (Holm-adjusted p < 0.05).")
+    return "\n".join(lines)
+
+
+def delta_table(summary: Summary) -> str:
+    """Metric | reference | each arm | Δ | 95% CI | p | n, one block of rows per adapter arm."""
+    arms = [a for a in summary.arms if a != summary.reference]
+    head = f"| Metric | {summary.reference} | " + " | ".join(arms) + " | Δ | 95% CI | p (Holm) | n |"
+    sep = "|---|" + "---:|" * (1 + len(arms)) + "---:|---|---:|---:|"
+    rows = [head, sep]
+    for arm in arms:
+        for d in (d for d in summary.deltas if d.arm == arm):
+            cells = [fmt_num(summary.means[summary.reference][d.metric])]
+            cells += [fmt_num(summary.means[a][d.metric]) if a == arm else "" for a in arms]
+            mark = (" ▲" if d.delta > 0 else " ▼") if d.significant else ""
+            delta = f"**{fmt_num(d.delta, True)}**{mark}" if d.significant else fmt_num(d.delta, True)
+            ci = f"[{fmt_num(d.ci_low, True)}, {fmt_num(d.ci_high, True)}]"
+            n = f"{d.n}" + (f" ({d.reference_errors + d.arm_errors} err)" if d.reference_errors + d.arm_errors else "")
+            label = d.metric if len(arms) == 1 else f"{d.metric} · {arm}"
+            rows.append(f"| {label} | " + " | ".join(cells) + f" | {delta} | {ci} | {fmt_p(d.p_adjusted)} | {n} |")
+    return "\n".join(rows)
+
+
+def _means_table(summary: Summary) -> str:
+    rows = [f"| Metric | {summary.reference} | errors |", "|---|---:|---:|"]
+    for m in summary.metrics:
+        rows.append(f"| {m} | {fmt_num(summary.means[summary.reference][m])} | {summary.errors[summary.reference][m]} |")
+    return "\n".join(rows)
+
+
+def _notes(summary: Summary, warnings: list[str]) -> list[str]:
+    notes = [f"⚠️ {w}" for w in warnings]
+    for d in summary.deltas:
+        if d.n and d.underpowered and not d.significant:
+            notes.append(
+                f"ℹ️ **{d.metric}** ({d.arm}): Δ {d.delta:+.3f} is smaller than the minimum detectable effect "
+                f"({d.mde:.3f} at 80% power, n={d.n}); this n cannot tell it from noise."
+            )
+        errs = d.reference_errors + d.arm_errors
+        if errs:
+            notes.append(f"⚠️ **{d.metric}** could not score {errs} outputs ({d.reference}: {d.reference_errors}, {d.arm}: {d.arm_errors}); see the error column of scores.csv.")
+    return notes
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _code(text: str) -> str:
+    return "`" + _shorten(text, 220).replace("`", "ʼ") + "`" if text else "*(empty)*"
+
+
+def _flips_section(summary: Summary, generations: list[dict[str, Any]]) -> list[str]:
+    by_key = {(g["arm"], g["item_id"]): g for g in generations}
+    groups: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: {"fail→pass": [], "pass→fail": []})
+    for f in summary.flips:
+        groups[(f.arm, f.metric)][f.direction].append(f.item_id)
+    if not groups:
+        return ["No item changed pass/fail between arms."]
+    out = []
+    for (arm, metric), dirs in groups.items():
+        out.append(f"**{metric}** ({arm}): {len(dirs['fail→pass'])} fail→pass, {len(dirs['pass→fail'])} pass→fail")
+        out.append("")
+        out.append("<details><summary>examples</summary>\n")
+        for direction, ids in dirs.items():
+            for item_id in ids[:EXAMPLES_PER_DIRECTION]:
+                ref, got = by_key.get((summary.reference, item_id)), by_key.get((arm, item_id))
+                if not ref or not got:
+                    continue
+                prompt = next((m["content"] for m in reversed(ref.get("messages", [])) if m["role"] == "user"), "")
+                out.append(f"- `{item_id}` {direction}: {_code(prompt)}")
+                out.append(f"  - {summary.reference}: {_code(ref['text'])}")
+                out.append(f"  - {arm}: {_code(got['text'])}")
+        out.append("\n</details>\n")
+    return out
+
+
+def _facts(summary: Summary, manifest: dict[str, Any]) -> list[str]:
+    dec = manifest.get("decoding", {})
+    decoding = ("greedy" if not dec.get("do_sample") else f"sampled (T={dec.get('temperature')}, top_p={dec.get('top_p')}, seed={dec.get('seed')})")
+    decoding += f", max_new_tokens={dec.get('max_new_tokens')}"
+    load = manifest.get("load", {})
+    rows = [
+        ("Suite", f"{summary.suite} (`{manifest['suite']['sha256'][:12]}`)"),
+        ("Base", f"{manifest['base']['spec']} (`{manifest['base']['fingerprint'][:12]}`)"),
+    ]
+    for a in manifest.get("adapters", []):
+        cfg = a.get("config", {})
+        rows.append((f"Adapter {a['name']}", f"`{a['path']}` (`{a['fingerprint'][:12]}`), r={cfg.get('r')}, alpha={cfg.get('lora_alpha')}"))
+    rows += [
+        ("Chat template", f"`{manifest.get('chat_template_sha256', '')[:12]}`"),
+        ("Decoding", decoding),
+        ("Load", f"{load.get('dtype')}, quantize={load.get('quantize')}, device={manifest.get('device')}, batch size {manifest.get('batch_size')}"),
+        ("Items", f"{manifest.get('n_items')}" + (f" (limited to first {manifest['limit']})" if manifest.get("limit") else "")),
+        ("Generations", f"{manifest.get('generated')} new, {manifest.get('cached')} from cache"),
+        ("Wall time", f"{manifest.get('wall_s')} s"),
+        ("Statistics", "exact McNemar (pass/fail) or paired bootstrap, 95% CI, Holm across metrics; seed " + str(summary.seed)),
+        ("Versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
+        ("Commit", f"`{manifest.get('git_commit')}`" if manifest.get("git_commit") else "–"),
+    ]
+    return ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+
+
+def render_markdown(summary: Summary, manifest: dict[str, Any], generations: list[dict[str, Any]], plot: str | None = "forest.png") -> str:
+    """The whole report as Markdown."""
+    arms = [a for a in summary.arms if a != summary.reference]
+    parts = [
+        f"# {summary.suite}: {summary.reference} vs {', '.join(arms) or '(no adapter)'}",
+        "",
+        headline(summary) if arms else "Only the base arm ran; pass --adapter to compare.",
+        "",
+        delta_table(summary) if arms else _means_table(summary),
+        "",
+        "Δ = adapter − base, paired by item. ▲/▼ mark differences significant after Holm correction.",
+        "",
+    ]
+    notes = _notes(summary, manifest.get("warnings", []))
+    if notes:
+        parts += ["\n".join(f"- {n}" for n in notes), ""]
+    if plot and arms:
+        parts += [f"![Δ with 95% CI per metric]({plot})", ""]
+    parts += ["## Flips", "", *_flips_section(summary, generations), "", "## Run facts", "", *_facts(summary, manifest), ""]
+    return "\n".join(parts)

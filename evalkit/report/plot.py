@@ -1,0 +1,41 @@
+"""The forest plot: each metric's Δ with its 95% CI, one row per metric and adapter."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from evalkit.compare import Summary
+
+__all__ = ["forest_plot"]
+
+
+def forest_plot(summary: Summary, path: Path) -> Path | None:
+    """Draw Δ ± CI for every (metric, adapter) as a PNG; returns None when there is nothing to plot."""
+    rows = [d for d in summary.deltas if not math.isnan(d.delta)]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4), dpi=120)
+    labels = []
+    for y, d in enumerate(reversed(rows)):
+        color = ("#1a7f37" if d.delta > 0 else "#cf222e") if d.significant else "#57606a"
+        lo = d.ci_low if not math.isnan(d.ci_low) else d.delta
+        hi = d.ci_high if not math.isnan(d.ci_high) else d.delta
+        ax.errorbar(d.delta, y, xerr=[[d.delta - lo], [hi - d.delta]], fmt="o", color=color, capsize=4, markersize=6)
+        ax.annotate(f"{d.delta:+.3f}", (d.delta, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color=color)
+        labels.append(d.metric if len({r.arm for r in rows}) == 1 else f"{d.metric} · {d.arm}")
+    ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(rows)), labels)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"Δ (adapter − {summary.reference}) with 95% CI")
+    ax.set_title(f"{summary.suite}: paired differences (green/red = significant after Holm)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
