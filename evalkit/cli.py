@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def _quiet_libraries() -> None:
     """transformers and datasets print progress bars and advice of their own; evalkit shows its own progress."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Deprecation notices from transformers/trl/peft are for evalkit's developers, not its users.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         from transformers.utils import logging as hf_logging
 
@@ -130,6 +134,120 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalkit.compare import compare_runs
+    from evalkit.report.markdown import delta_table, headline
+    from evalkit.rundir import load_run
+
+    run_a, run_b = load_run(args.run_a), load_run(args.run_b)
+    summary = compare_runs(run_a, run_b, args.arm_a, args.arm_b, seed=args.seed)
+    text = f"# {summary.suite}: {summary.arms[0]} ({run_a.path.name}) vs {summary.arms[1]} ({run_b.path.name})\n\n"
+    text += headline(summary) + "\n\n" + delta_table(summary) + "\n"
+    if summary.extra.get("unmatched"):
+        text += f"\n{summary.extra['unmatched']} items are in only one run and were left out.\n"
+    if args.out:
+        from evalkit._util import atomic_write
+
+        atomic_write(Path(args.out), text)
+        err.print(f"wrote {args.out}")
+    out.print(text, markup=False)
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from evalkit._util import atomic_write
+    from evalkit.gate import evaluate_gate, gate_markdown, load_policy
+    from evalkit.rundir import load_run
+
+    run = load_run(args.run_dir)
+    policy = load_policy(args.policy, run.manifest.get("gate"), where=f"{run.manifest['suite']['path']}: gate")
+    result = evaluate_gate(run.summary, policy)
+    text = gate_markdown(result, run.summary, run.path)
+    target = Path(args.out) if args.out else run.path / "gate.md"
+    atomic_write(target, text)
+    for r in result.results:
+        mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        out.print(f"{mark}  {escape(r.arm)} · {escape(r.rule)}: {escape(r.observed)} (needs {escape(r.required)})")
+    verdict = "[bold green]gate passed[/]" if result.passed else f"[bold red]gate failed[/]: {len(result.failures)} of {len(result.results)} checks"
+    out.print(f"{verdict} · summary for the PR: {target}")
+    return 0 if result.passed else 1
+
+
+# ---------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from evalkit.train import TrainEvents, load_train_config, train
+
+    _offline(args.allow_network)
+    import datasets
+
+    datasets.disable_progress_bars()  # TRL tokenizes with datasets.map; evalkit shows its own progress
+    config = load_train_config(args.config)
+    if args.output_dir:
+        from dataclasses import replace
+
+        config = replace(config, output_dir=Path(args.output_dir).resolve())
+    columns = (TextColumn("[bold]train[/] loss {task.fields[loss]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err) as bar:
+        task = bar.add_task("train", total=None, loss="–")
+
+        def step(done: int, total: int, loss: float | None) -> None:
+            bar.update(task, completed=done, total=total, loss=f"{loss:.3f}" if loss is not None else "–")
+
+        events = TrainEvents(info=lambda m: bar.console.print(escape(m)), warn=lambda m: bar.console.print(f"[yellow]warning:[/] {escape(m)}"), step=step)
+        result = train(config, resume=args.resume, events=events, allow_network=args.allow_network)
+    loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "–"
+    out.print(f"adapter: [bold]{result.adapter_dir}[/] · final loss {loss} · {result.record['optimizer_steps']} steps in {result.wall_s:.0f} s")
+    return 0
+
+
+def cmd_adapter_inspect(args: argparse.Namespace) -> int:
+    from evalkit.train.adapter_tools import inspect_adapter
+
+    _offline(False)
+    rep = inspect_adapter(args.path, base=args.base, max_lora_rank=args.max_lora_rank, allow_pickle=args.allow_pickle)
+    scaling = f"{rep.scaling:g} (alpha/√r, rsLoRA)" if rep.use_rslora else f"{rep.scaling:g} (alpha/r)"
+    rows = [
+        ("path", str(rep.path)),
+        ("rank", f"{rep.r}" + (f" (max {rep.max_rank} via rank_pattern)" if rep.max_rank != rep.r else "")),
+        ("alpha", f"{rep.alpha:g}"),
+        ("scaling", scaling),
+        ("target modules", ", ".join(rep.target_modules)),
+        ("modules_to_save", ", ".join(rep.modules_to_save) or "none"),
+        ("DoRA", "yes" if rep.use_dora else "no"),
+        ("bias", rep.bias),
+        ("parameters", f"{rep.parameters:,}"),
+        ("size", f"{rep.size_bytes / 1e6:.2f} MB"),
+        ("trained on", rep.base + (" (evalkit-train.json present)" if rep.trained_by_evalkit else "")),
+    ]
+    if rep.compatible_with:
+        rows.append(("fits base", f"{rep.compatible_with}: yes"))
+    for k, v in rows:
+        out.print(f"[bold]{k:<16}[/] {escape(v)}")
+    if rep.vllm_ok:
+        out.print(f"[bold]{'vLLM':<16}[/] [green]deployable[/] (--max-lora-rank {args.max_lora_rank})")
+    else:
+        out.print(f"[bold]{'vLLM':<16}[/] [red]not deployable[/]: {escape('; '.join(rep.vllm_reasons))}")
+    return 0
+
+
+def cmd_adapter_merge(args: argparse.Namespace) -> int:
+    from evalkit.train.adapter_tools import merge_adapter
+
+    _offline(False)
+    with err.status("merging and checking logits…"):
+        res = merge_adapter(args.path, args.out, base=args.base, quantize=args.quantize, tolerance=args.tolerance, allow_pickle=args.allow_pickle)
+    for w in res.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    verdict = "[green]agree[/]" if res.agree else "[red]DIFFER[/]"
+    out.print(f"merged vs unmerged logits: max |Δ| = {res.max_abs_diff:.2e} (largest logit {res.max_logit:.1f}) → {verdict}")
+    out.print(f"standalone model: [bold]{res.out_dir}[/]")
+    return 0 if res.agree else 1
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -175,15 +293,52 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--stdout", action="store_true", help="print only, do not rewrite report.md")
     rep.set_defaults(func=cmd_report)
 
+    c = sub.add_parser("compare", help="paired comparison of two runs of one suite (e.g. adapter v1 vs v2), by item id")
+    c.add_argument("run_a", help="reference run directory")
+    c.add_argument("run_b", help="run directory compared against it")
+    c.add_argument("--arm-a", help="arm of run A (default: its first adapter, else base)")
+    c.add_argument("--arm-b", help="arm of run B (default: its first adapter, else base)")
+    c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    c.add_argument("--out", help="also write the Markdown table to this file")
+    c.set_defaults(func=cmd_compare)
+
+    g = sub.add_parser("gate", help="pass/fail a run against a policy; exit 0 pass, 1 fail, 2 bad input",
+                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n) "
+                       "from --policy or the suite's gate: section, and write a Markdown summary for the PR.")
+    g.add_argument("run_dir")
+    g.add_argument("--policy", help="gate policy YAML (default: the suite's gate: section)")
+    g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md)")
+    g.set_defaults(func=cmd_gate)
+
     m = sub.add_parser("metrics", help="list the metrics suites can use (built-ins and plugins)")
     m.set_defaults(func=cmd_metrics)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    t = sub.add_parser("train", help="train a LoRA/QLoRA adapter from a YAML config",
+                       description="Train a peft LoRA adapter with TRL as the config says; writes adapter_config.json, "
+                       "adapter_model.safetensors and evalkit-train.json to output_dir.")
+    t.add_argument("config", help="training config YAML (see suites/incident-triage.train.yaml)")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint after an interruption")
+    t.add_argument("--output-dir", help="override the config's output_dir")
+    t.add_argument("--allow-network", action="store_true", help="allow downloading the base model")
+    t.set_defaults(func=cmd_train)
+
+    a = sub.add_parser("adapter", help="inspect or merge a LoRA adapter")
+    asub = a.add_subparsers(dest="adapter_command", required=True, metavar="ACTION")
+    ai = asub.add_parser("inspect", help="rank, alpha, scaling, targets, size, base, and a vLLM deployability verdict")
+    ai.add_argument("path", help="adapter folder")
+    ai.add_argument("--base", help="also check that the adapter fits this base")
+    ai.add_argument("--max-lora-rank", type=int, default=16, help="the rank limit of the vLLM server (default: %(default)s)")
+    ai.add_argument("--allow-pickle", action="store_true")
+    ai.set_defaults(func=cmd_adapter_inspect)
+    am = asub.add_parser("merge", help="merge into a standalone model and check merged vs unmerged logits (exit 1 if they differ)")
+    am.add_argument("path", help="adapter folder")
+    am.add_argument("--out", required=True, help="folder for the merged model")
+    am.add_argument("--base", default="smollm2-135m-instruct", help="the base the adapter was trained on (default: %(default)s)")
+    am.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="merge into a quantized base (rounds)")
+    am.add_argument("--tolerance", type=float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
+    am.add_argument("--allow-pickle", action="store_true")
+    am.set_defaults(func=cmd_adapter_merge)
     return p
-
-
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from evalkit.records import Generation, Item, ScoreRow
 from evalkit.stats import compare_paired, holm
 
-__all__ = ["SUMMARY_VERSION", "Flip", "MetricDelta", "Summary", "summarize", "summary_from_dict"]
+__all__ = ["SUMMARY_VERSION", "Flip", "MetricDelta", "Summary", "compare_runs", "summarize", "summary_from_dict"]
 
 SUMMARY_VERSION = 1
 
@@ -214,3 +214,48 @@ def _identical(generations: Sequence[Generation], reference: str, arms: Sequence
         shared = [i for i in by_arm[arm] if i in ref]
         out[arm] = sum(by_arm[arm][i] == ref[i] for i in shared) / len(shared) if shared else float("nan")
     return out
+
+
+def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | None = None, *, seed: int = 0) -> Summary:
+    """Paired comparison of one arm of run A (reference) with one arm of run B, matched by item id.
+
+    By default each run's first adapter arm (or base, when a run has none). Items only
+    one run has are left out and counted in ``extra["unmatched"]``.
+
+    Raises:
+        RunDirError: different suites, unknown arms, or no shared items.
+    """
+    from evalkit.errors import RunDirError
+
+    sa, sb = run_a.summary, run_b.summary
+    if sa.suite != sb.suite:
+        raise RunDirError(f"runs are of different suites ({sa.suite!r} vs {sb.suite!r}); compare runs of one suite")
+
+    def pick(run: Any, arm: str | None, label: str) -> str:
+        arms = run.summary.arms
+        if arm is None:
+            return next((a for a in arms if a != run.summary.reference), arms[0])
+        if arm not in arms:
+            raise RunDirError(f"{run.path}: no arm {arm!r} (arms: {', '.join(arms)}); choose with --arm-{label}")
+        return arm
+
+    a, b = pick(run_a, arm_a, "a"), pick(run_b, arm_b, "b")
+    ref_name, arm_name = f"A:{a}", f"B:{b}"
+    metrics_b = {m["name"]: m["binary"] for m in run_b.manifest.get("metrics", [])}
+    metrics = [(m["name"], m["binary"]) for m in run_a.manifest.get("metrics", []) if m["name"] in metrics_b]
+    rows_a = [r for r in run_a.scores() if r.arm == a]
+    rows_b = [r for r in run_b.scores() if r.arm == b]
+    ids_a, ids_b = {r.item_id for r in rows_a}, {r.item_id for r in rows_b}
+    shared = sorted(ids_a & ids_b)
+    if not shared:
+        raise RunDirError("the two runs share no item ids; were they run on the same data?")
+    clusters = {g["item_id"]: g.get("cluster") for g in run_a.generations() if g["arm"] == a}
+    items = [Item(id=i, row={}, cluster=clusters.get(i)) for i in shared]
+    scores = [ScoreRow(r.item_id, ref_name, r.metric, r.value, r.error, r.detail) for r in rows_a]
+    scores += [ScoreRow(r.item_id, arm_name, r.metric, r.value, r.error, r.detail) for r in rows_b]
+    gens = [Generation(g["item_id"], ref_name, g["text"], 0, 0, 0.0) for g in run_a.generations() if g["arm"] == a]
+    gens += [Generation(g["item_id"], arm_name, g["text"], 0, 0, 0.0) for g in run_b.generations() if g["arm"] == b]
+    summary = summarize(sa.suite, items, scores, metrics, [ref_name, arm_name], gens, reference=ref_name, seed=seed)
+    summary.extra["unmatched"] = len(ids_a ^ ids_b)
+    summary.extra["runs"] = {"A": str(run_a.path), "B": str(run_b.path)}
+    return summary

@@ -44,7 +44,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:  # -sig: tolerate a byte-order mark
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
@@ -57,8 +57,17 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
                 rows.append(row)
         return rows
     if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            return [dict(r) for r in csv.DictReader(fh)]
+        with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a byte-order mark
+            reader = csv.DictReader(fh)
+            rows = []
+            for r in reader:
+                if None in r:  # DictReader puts values beyond the header under the key None
+                    raise DataError(
+                        f"{path}:{reader.line_num}: more values than the header's {len(reader.fieldnames or [])} columns; "
+                        f"quote values that contain commas"
+                    )
+                rows.append(dict(r))
+            return rows
     raise DataError(f"{path}: unsupported data format {suffix!r}; use .jsonl or .csv, or an hf: dataset spec")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from evalkit._util import atomic_write
 from evalkit.compare import SUMMARY_VERSION, Summary, summary_from_dict
 from evalkit.errors import RunDirError
-from evalkit.records import Generation, ScoreRow
+from evalkit.records import Generation, Item, ScoreRow
 
 __all__ = ["RUN_FORMAT_VERSION", "RunDir", "load_run", "write_generations", "write_json", "write_scores"]
 
@@ -35,8 +35,12 @@ def write_json(path: Path, doc: Any) -> None:
     atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
-def write_generations(path: Path, generations: list[Generation], messages: dict[str, list[dict[str, str]]]) -> None:
-    lines = [json.dumps({**asdict(g), "messages": messages.get(g.item_id, [])}, ensure_ascii=False) for g in generations]
+def write_generations(path: Path, generations: list[Generation], items: list[Item], messages: dict[str, list[dict[str, str]]]) -> None:
+    clusters = {it.id: it.cluster for it in items}
+    lines = [
+        json.dumps({**asdict(g), "cluster": clusters.get(g.item_id), "messages": messages.get(g.item_id, [])}, ensure_ascii=False)
+        for g in generations
+    ]
     atomic_write(path, "\n".join(lines) + "\n")
 
 

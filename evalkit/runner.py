@@ -159,7 +159,7 @@ def run_suite(
     manifest = _manifest(suite, options, base, adapters, template_hash, decoding, batch_size, device, metrics, items,
                          started, generated, cached, warnings)
     write_json(run_dir / "manifest.json", manifest)
-    write_generations(run_dir / "generations.jsonl", generations, messages)
+    write_generations(run_dir / "generations.jsonl", generations, items, messages)
     write_scores(run_dir / "scores.csv", scores)
     write_json(run_dir / "summary.json", summary.to_dict())
     from evalkit.report import write_report  # report imports matplotlib lazily; keep runner import light
@@ -297,4 +297,5 @@ def _manifest(suite: Suite, options: RunOptions, base: Any, adapters: Sequence[A
         "versions": versions(),
         "git_commit": git_commit(suite.dir),
         "warnings": warnings,
+        "gate": suite.gate,
     }

@@ -47,6 +47,8 @@ Generation rules
   (at least one entry) is never used for train; eval draws from the whole
   pool.  Host numbers are 01-49 in train and 50-99 in eval.  No report text
   appears in both splits (asserted), and report texts are unique per split.
+* Reports longer than ``MAX_REPORT_CHARS`` are redrawn so a templated training
+  example fits the demo adapter's 384-token window.
 
 Usage::
 
@@ -70,6 +72,9 @@ DEFAULT_OUT = REPO_ROOT / "suites" / "data"
 SPLITS = {"eval": ("e", 200), "train": ("t", 600)}  # split -> (id letter, rows); eval first
 SEVERITIES = ["SEV1", "SEV2", "SEV3", "SEV4"]
 SEV_SHARE = {"SEV1": 0.23, "SEV2": 0.26, "SEV3": 0.28, "SEV4": 0.23}
+# Keeps prompt + report + answer within the demo adapter's 384-token training window
+# (suites/incident-triage.train.yaml); longer draws are redrawn.
+MAX_REPORT_CHARS = 640
 COMPONENTS = ["api-gateway", "auth", "database", "payments", "search", "storage",
               "networking", "notifications"]
 
@@ -81,7 +86,7 @@ REGIONS = [("eu-west-1", "EU", "Ireland"), ("us-east-1", "US East", "the US"),
            ("eu-central-1", "German", "Germany"), ("ap-northeast-1", "Japanese", "Japan"),
            ("sa-east-1", "Brazilian", "Brazil")]
 HOSTS = {
-    "database": ["db-prod-{n:02d}.{region}", "pg-main-{n:02d}.{region}.internal", "mysql-orders-{n:02d}.{region}"],
+    "database": ["db-prod-{n:02d}.{region}", "pg-main-{n:02d}.{region}.internal", "orders-db-{n:02d}.{region}"],
     "auth": ["auth-svc-{n:02d}.{region}", "auth-token-{n:02d}.prod.{region}", "idp-{n:02d}.{region}.internal"],
     "payments": ["pay-api-{n:02d}.{region}", "payments-worker-{n:02d}.{region}", "billing-{n:02d}.prod.{region}"],
     "search": ["es-data-{n:02d}.{region}", "search-api-{n:02d}.{region}", "opensearch-{n:02d}.prod.{region}"],
@@ -103,18 +108,20 @@ SEV_NUMBERS = {  # slot -> severity -> (lo, hi)
     "secs":  {"SEV1": (1800, 5400), "SEV2": (300, 1500), "SEV3": (30, 180), "SEV4": (2, 9)},
     "fill":  {"SEV1": (100, 100), "SEV2": (98, 99), "SEV3": (93, 97), "SEV4": (80, 88)},
     "count": {"SEV1": (300, 2500), "SEV2": (60, 300), "SEV3": (2, 25), "SEV4": (1, 3)},
+    "mins":  {"SEV1": (10, 90), "SEV2": (15, 120), "SEV3": (3, 15), "SEV4": (1, 10)},
 }
 
 
-def V(summary, *impact, symptoms=None, causes=None, quotes=None, logs=None):
+def V(summary, *impact, symptoms=None, causes=None, quotes=None, logs=None, actions=None):
     """A severity variant: impact statements (decide the label) + reference summary.
 
-    Variants that describe a different situation than the family's main
-    failure (typically SEV4: a noisy alert, a typo) override ``symptoms`` and
-    then bring their own causes/quotes/logs, because the family's would not fit.
+    A variant that overrides ``symptoms`` or ``causes`` describes a different
+    situation than the family's main failure (a noisy alert, a typo, a narrower
+    bug), so it is self-contained: its quotes/logs/actions come only from the
+    variant, because the family's would contradict it.
     """
     return {"summary": summary, "impact": list(impact), "symptoms": symptoms,
-            "causes": causes, "quotes": quotes, "logs": logs}
+            "causes": causes, "quotes": quotes, "logs": logs, "actions": actions}
 
 
 def F(source, alert, by, symptoms, causes, quotes, logs, actions, **variants):
@@ -139,7 +146,8 @@ FAMILIES = [
        "my order is in the confirmation email but not in my order history"],
       ["{ts} {host} postgres[{pid}]: WARNING:  replica apply lag {secs}s exceeds threshold",
        "{ts} {host} pg_exporter: pg_replication_lag_seconds{{instance=\"{host}\"}} {secs}"],
-      ["failing reads over to the primary", "paused the backfill job"],
+      ["cancelled the vacuum and failed reads over to the primary", "paused the backfill job",
+       "moved the replica to a faster volume"],
       SEV1=V("Database replica lag causing stale reads and halted order processing for all customers.",
              "every customer is reading stale data, new orders vanish from accounts and order processing has halted, so revenue has stopped",
              "all reads in every region are stale and the order pipeline is stopped; the product is effectively down for everyone"),
@@ -165,7 +173,8 @@ FAMILIES = [
        "your API returns 500 for every second call"],
       ["{ts} {host} pgbouncer[{pid}]: WARNING no more connections allowed (max_client_conn)",
        "{ts} app-web: sqlalchemy.exc.TimeoutError: QueuePool limit of size 20 overflow 10 reached (rid={rid})"],
-      ["restarted pgbouncer and rolled back the deploy", "killed the idle-in-transaction sessions"],
+      ["rolled back the deploy and restarted pgbouncer", "killed the idle-in-transaction sessions",
+       "rate-limited the worker retries"],
       SEV1=V("Database connection pool exhausted, taking the whole app down for all customers.",
              "every request that touches the database fails, so the whole product is down for all customers",
              "100% of API calls return 500 and no orders have gone through for {mins} minutes"),
@@ -189,7 +198,8 @@ FAMILIES = [
        "cannot create new projects, error 500 every time"],
       ["{ts} {host} postgres[{pid}]: PANIC:  could not write to file \"pg_wal/xlogtemp.{pid}\": No space left on device",
        "{ts} {host} node_exporter: filesystem=/var/lib/postgresql used={fill}%"],
-      ["dropped the stale replication slot and grew the volume", "truncating the audit table"],
+      ["dropped the stale replication slot and grew the volume", "truncating the audit table",
+       "dropping the old partitions"],
       SEV1=V("Database primary out of disk space, blocking all writes platform-wide.",
              "the primary stopped accepting writes, so nobody can sign up, save or check out anywhere",
              "all writes fail across the platform and revenue has stopped"),
@@ -213,7 +223,7 @@ FAMILIES = [
        "the orders API has been super slow since this morning"],
       ["{ts} {host} postgres[{pid}]: LOG:  duration: {ms} ms  statement: SELECT * FROM orders WHERE customer_id = $1",
        "Seq Scan on orders  (cost=0.00..{pid}88.00 rows=48213992 width=312)"],
-      ["recreating the index concurrently", "rolling back the migration"],
+      ["recreating the index concurrently", "rolling back the column type change", "dropping the new trigger"],
       SEV1=V("Post-migration missing index saturating the database and taking the site down.",
              "the database is saturated and every page that hits it times out; the site is down for everyone",
              "all customers get timeouts on every page and checkout is dead, revenue has stopped"),
@@ -235,7 +245,7 @@ FAMILIES = [
       ["checkout says 'could not reserve item, please try again' but it's in stock",
        "I tried to buy the same thing 4 times and it failed every time"],
       ["{ts} {host} postgres[{pid}]: ERROR:  deadlock detected\nDETAIL:  Process {pid} waits for ShareLock on transaction 99{num}31; blocked by process 1{pid}."],
-      ["paused the price update job", "hotfix to take row locks in a consistent order"],
+      ["hotfix to take row locks in a consistent order", "paused the price update job"],
       SEV1=V("Database deadlocks failing every checkout and stopping all orders.",
              "every checkout fails because the inventory reservation deadlocks, no orders are completing for anyone",
              "all customers are blocked at checkout and revenue has stopped"),
@@ -260,7 +270,8 @@ FAMILIES = [
        "your API keeps returning 401 for tokens that are valid"],
       ["{ts} {host} auth-token[{pid}]: WARN introspect took {ms}ms rid={rid}",
        "{ts} {by_host} nginx: upstream timed out (110: Connection timed out) while reading response header from upstream auth-svc, request_id={rid}"],
-      ["restarted the token cache and scaled out the auth service", "rolled back the auth config push"],
+      ["restored the token cache and scaled out the auth service", "rolled back the auth config push",
+       "rolled back the auth service release"],
       SEV1=V("Auth token service timeouts blocking logins and all authenticated requests.",
              "nobody can log in and every authenticated request fails; the product is unusable for all customers",
              "100% of logins fail and revenue has stopped"),
@@ -276,14 +287,14 @@ FAMILIES = [
     F("auth/signing-key-rotation", "JwtVerificationFailures", ["api-gateway", "payments"],
       ["tokens signed after the key rotation are rejected with invalid_signature",
        "services are rejecting JWTs with 'kid not found in JWKS'",
-       "since this morning's signing key rotation users get 'session invalid' right after login"],
+       "since this morning's signing key rotation clients get 'session invalid' right after login"],
       ["the auth service rotated its signing key but its JWKS endpoint still publishes only the old key",
        "the new auth signing key went live on the issuer before the verifiers picked it up"],
       ["I log in fine and then get kicked back to the login page immediately",
        "the mobile app says 'session expired' in a loop"],
       ["{ts} {by_host} api: JWT verification failed: kid=\"k-2026-{num}\" not found in JWKS (rid={rid})",
        "{ts} {host} auth-issuer[{pid}]: rotated signing key, new kid=k-2026-{num}"],
-      ["re-published the old key in JWKS", "rolling back the key rotation"],
+      ["published the new key in JWKS", "rolling back the key rotation"],
       SEV1=V("Auth signing key rotation rejecting every new login session for all customers.",
              "every new login is rejected, so all customers who sign in get kicked out; effectively a full outage",
              "no one can stay logged in and revenue has stopped"),
@@ -298,11 +309,11 @@ FAMILIES = [
              symptoms=["the auth key rotation job on {host} logged a warning about an expiring backup key"])),
     F("auth/sso-saml", "SamlLoginFailures", ["api-gateway", "networking"],
       ["SAML logins fail with 'signature validation failed'",
-       "SSO login through Okta returns 'invalid assertion'",
+       "SSO login through the identity provider returns 'invalid assertion'",
        "enterprise customers can't log in through SSO"],
       ["our auth service's SAML service-provider certificate expired last night",
        "an auth service release changed the SAML clock-skew tolerance to 0s, so assertions are rejected as expired"],
-      ["none of our 400 employees can log in through Okta since 9am",
+      ["none of our 400 employees can log in through SSO since 9am",
        "SSO says 'invalid response' and password login is disabled for our org"],
       ["{ts} {host} auth-sso[{pid}]: ERROR SAML assertion rejected: NotOnOrAfter in the past (skew=0s) org={org}",
        "{ts} {host} auth-sso[{pid}]: SP certificate CN=sso.example.com has expired"],
@@ -338,7 +349,9 @@ FAMILIES = [
              "a large share of customers lose their session constantly, nothing they can do"),
       SEV3=V("Early session expiry for desktop app v4.2 users; web app unaffected.",
              "only users on desktop app v4.2 are logged out early; the web app works fine",
-             "a small subset of users get logged out, logging back in works"),
+             "a small subset of users get logged out, logging back in works",
+             causes=["the auth service rejects the refresh-token format that desktop app v4.2 sends"],
+             actions=["accepting the old token format in the auth service again"]),
       SEV4=V("Internal admin panel shows last-login times in UTC; cosmetic.",
              "internal-only display issue, no customer impact",
              symptoms=["the 'last login' column on the internal auth admin panel shows UTC instead of local time"])),
@@ -357,7 +370,12 @@ FAMILIES = [
              "many users can't sign in at all; no workaround"),
       SEV3=V("Apple sign-in broken on Android; email login and iOS work.",
              "only Apple sign-in on Android is broken; users can use email login or the iOS app",
-             "a small subset of social logins fail, password login works for them"),
+             "a small subset of social logins fail, password login works for them",
+             symptoms=["Sign in with Apple fails on Android with invalid_client",
+                       "Apple sign-in on the Android app loops back to the login page"],
+             causes=["the auth service's Apple OAuth config for Android has the wrong service id"],
+             quotes=["I can't sign in with Apple on my Android phone"],
+             actions=["fixing the service id in the auth OAuth config"]),
       SEV4=V("Outdated Google logo on the sign-in button; cosmetic.",
              "purely cosmetic, sign-in works",
              symptoms=["the 'Sign in with Google' button on the login page still uses the old logo"],
@@ -374,7 +392,8 @@ FAMILIES = [
        "we tried three different cards and none go through"],
       ["{ts} {host} payments-api[{pid}]: charge failed provider=adyen http=503 rid={rid}",
        "{ts} {host} payments-api[{pid}]: ProcessorError: api_version 2023-01 is no longer supported"],
-      ["pinned the processor client to the new API version", "failed over to the backup processor"],
+      ["pinned the processor client to the new API version", "renewed the processor client certificate",
+       "failed over to the backup processor"],
       SEV1=V("Payment processor failures blocking all card payments; revenue stopped.",
              "no card payments succeed anywhere, checkout is 100% failing and revenue has stopped",
              "every customer's payment fails; we are taking no money"),
@@ -383,7 +402,10 @@ FAMILIES = [
              "many customers can't pay and retries don't help"),
       SEV3=V("Amex payments failing for some {region_name} customers; other methods work.",
              "only Amex cards in {region_name} fail; customers can pay with another card or PayPal",
-             "a small subset of payments fail, retrying with another method works"),
+             "a small subset of payments fail, retrying with another method works",
+             causes=["the payments service routes {region_name} Amex charges to a deprecated processor endpoint"],
+             logs=["{ts} {host} payments-api[{pid}]: charge failed brand=amex route=legacy-{region} http=410 rid={rid}"],
+             actions=["moving Amex routing to the current endpoint"]),
       SEV4=V("Payments dashboard shows processor latency in the wrong unit; internal only.",
              "internal dashboard only, payments are fine, no customer impact",
              symptoms=["the payments Grafana dashboard shows processor latency in seconds instead of ms"])),
@@ -447,19 +469,21 @@ FAMILIES = [
              "every refund fails for many customers with no way to push them through"),
       SEV3=V("Partial refunds failing; support can issue full refunds manually.",
              "only partial refunds fail; support can issue full refunds manually",
-             "a subset of refunds ({count}) are stuck, finance can push them through by hand"),
+             "a subset of refunds ({count}) are stuck, finance can push them through by hand",
+             causes=["the payments service sends partial refund amounts in the wrong currency unit and the processor rejects them"],
+             actions=["hotfix for the partial refund amount"]),
       SEV4=V("Typo on the refund confirmation page; cosmetic.",
              "cosmetic only, refunds work",
              symptoms=["the refund confirmation page says 'Your refundd is on its way'"],
              quotes=["your refund page has a typo: 'refundd'"])),
     F("payments/invoice-generation", "InvoiceJobErrors", ["storage", "notifications"],
       ["invoices are being generated with the wrong VAT amount",
-       "invoice PDFs failed to generate for this billing run",
-       "the monthly invoice job on {host} is erroring"],
+       "customers report wrong tax totals on this month's invoices",
+       "the monthly invoice job on {host} applied last year's VAT rates"],
       ["the payments invoicing job is using an outdated VAT rate table",
        "a payments release broke the tax rounding in invoice generation"],
       ["the VAT on my invoice is wrong, our accountant flagged it",
-       "I can't download my invoice for this month"],
+       "the tax on this invoice doesn't match the rate in my country"],
       ["{ts} {host} invoicer[{pid}]: TaxRateNotFound country=DE effective=2026-01-01"],
       ["re-running the invoice job with the fixed tax table", "holding invoice emails until fixed"],
       SEV2=V("Invoicing bug producing wrong VAT on most invoices this billing cycle.",
@@ -492,14 +516,18 @@ FAMILIES = [
              "search is broken for many users, nothing else to use"),
       SEV3=V("Unassigned search replica shard causing slower searches for some users.",
              "one replica shard is unassigned; searches are slower ({p99}) but results are correct",
-             "a subset of queries are slow, everything still works"),
+             "a subset of queries are slow, everything still works",
+             symptoms=["the search cluster is yellow with one replica shard unassigned on {host}",
+                       "search cluster health has been yellow since {time}"],
+             causes=["a search data node restarted and its replica shard was never reassigned"],
+             actions=["rerouting the replica shard"]),
       SEV4=V("Staging search cluster yellow; no customer impact.",
              "staging only, no customer impact",
              symptoms=["the staging search cluster on {host} has been yellow since the node upgrade"])),
     F("search/index-lag", "SearchIndexerLag", ["database", "notifications"],
       ["new products aren't showing up in search",
        "the search index is {secs}s behind the catalog",
-       "the indexer on {host} stopped consuming"],
+       "the search indexer on {host} is falling behind"],
       ["the search indexer consumer is stuck on a poison message",
        "the search indexer lost its Kafka partition assignment after a rebalance"],
       ["I listed my item this morning and it doesn't appear in search",
@@ -510,7 +538,7 @@ FAMILIES = [
              "no new or updated listings have been searchable for hours, which affects most sellers; no workaround",
              "many sellers' items are invisible in search and there is no way around it"),
       SEV3=V("Search index updates delayed by minutes; items reachable via categories.",
-             "updates take about {mins} minutes to show instead of seconds; items are reachable via category pages",
+             "updates show up about {secs}s late instead of instantly; items are reachable via category pages",
              "a subset of listings appear late, nothing is lost"),
       SEV4=V("Flapping search indexer lag alert with no customer impact.",
              "no customer impact, the threshold is too tight",
@@ -530,7 +558,9 @@ FAMILIES = [
              "search is effectively broken for many users"),
       SEV3=V("Search ranking regression for Japanese-language queries only.",
              "only Japanese-language queries rank poorly, other languages are fine",
-             "a subset of queries rank badly; users can still filter by category"),
+             "a subset of queries rank badly; users can still filter by category",
+             causes=["the search ranking deploy shipped without the Japanese tokenizer"],
+             actions=["redeploying the ranker with the tokenizer"]),
       SEV4=V("Internal search A/B dashboard shows NaN for one metric.",
              "internal dashboard only, no customer impact",
              symptoms=["the internal ranking A/B dashboard shows NaN for the NDCG metric"])),
@@ -592,7 +622,9 @@ FAMILIES = [
              "many users can't upload files at all"),
       SEV3=V("Large file uploads failing for some users; smaller files work.",
              "only uploads over 2GB fail for some users; smaller files work and the desktop client resumes them",
-             "a subset of uploads fail, retrying usually works"),
+             "a subset of uploads fail, retrying usually works",
+             causes=["the storage gateway's multipart part limit was lowered, so very large files fail"],
+             actions=["restoring the multipart limit on the storage gateway"]),
       SEV4=V("Upload progress bar shows 101%; cosmetic.",
              "cosmetic only, uploads work",
              symptoms=["the upload progress bar shows 101% right before finishing"],
@@ -628,7 +660,10 @@ FAMILIES = [
              "many customers can't open their files right now"),
       SEV3=V("Storage lifecycle rule deleted thumbnails, which regenerate on view.",
              "only thumbnails were deleted; originals are fine and thumbnails regenerate on view",
-             "a subset of previews are slow the first time, nothing lost"),
+             "a subset of previews are slow the first time, nothing lost",
+             symptoms=["thumbnails for older files return 404 from the storage bucket"],
+             causes=["a new lifecycle rule on the storage bucket expired the thumbnails/ prefix"],
+             actions=["disabled the lifecycle rule"]),
       SEV4=V("Storage lifecycle rule deleted old internal CI artifacts; no customer impact.",
              "internal build artifacts only, no customer impact",
              symptoms=["the lifecycle rule on {host} deleted old CI build artifacts earlier than expected"])),
@@ -669,7 +704,9 @@ FAMILIES = [
              "{err}% of image requests fail, customers can't see what they're buying"),
       SEV3=V("Recently uploaded images failing from storage; older images fine.",
              "only images uploaded in the last hour return 403; older images are fine",
-             "a subset of images are broken, pages still work"),
+             "a subset of images are broken, pages still work",
+             causes=["new uploads are written to the storage bucket with an encryption key the CDN role can't use"],
+             actions=["re-encrypting the new objects with the shared key"]),
       SEV4=V("Broken images on the internal style guide; no customer impact.",
              "internal page only, no customer impact",
              symptoms=["images on the internal design style guide are broken"])),
@@ -693,7 +730,10 @@ FAMILIES = [
              "many users can't reach us"),
       SEV3=V("DNS resolution failing for one ISP in {region_name}; other resolvers work.",
              "only customers on one ISP in {region_name} can't resolve us; switching DNS resolver works",
-             "a subset of users are affected, with a workaround"),
+             "a subset of users are affected, with a workaround",
+             symptoms=["customers on one ISP in {region_name} get NXDOMAIN for our domain"],
+             causes=["our DNS provider's anycast node near that ISP is serving a stale zone"],
+             actions=["asked the DNS provider to flush the stale node"]),
       SEV4=V("DNS TTL alert on an internal test zone; no customer impact.",
              "internal test zone only, no customer impact",
              symptoms=["DNS TTL alert on the internal test zone served by {host}"])),
@@ -707,7 +747,7 @@ FAMILIES = [
        "random errors, then it works on refresh"],
       ["{ts} {host} kernel: bond0: link status definitely down for interface eth1",
        "mtr {host} -> 10.2.3.4: Loss% {err}.0"],
-      ["draining the affected zone", "disabled the bad switch port"],
+      ["disabled the bad switch port", "draining the affected zone"],
       SEV1=V("Network link failure dropping all traffic; full outage.",
              "the cross-zone link is down and all traffic fails; full outage for every customer",
              "nothing works for any customer, revenue has stopped"),
@@ -738,7 +778,10 @@ FAMILIES = [
              "many users hit errors"),
       SEV3=V("Load balancer idle timeout cutting off some long requests.",
              "only long uploads get cut off; users can retry with the resumable uploader",
-             "a subset of requests fail and retries work"),
+             "a subset of requests fail and retries work",
+             symptoms=["long uploads through the load balancer get cut off after 30s"],
+             causes=["the load balancer idle timeout was lowered to 30s"],
+             actions=["restoring the idle timeout"]),
       SEV4=V("Load balancer health check alert on a decommissioned target group.",
              "decommissioned target, no customer impact",
              symptoms=["health check alert on {host} for a target group we decommissioned"])),
@@ -759,7 +802,10 @@ FAMILIES = [
              "many users hit errors"),
       SEV3=V("Firewall rule change blocking one internal batch route; some reports delayed.",
              "only scheduled reports for some customers are delayed; they can export manually",
-             "a subset of users are affected, with a workaround"),
+             "a subset of users are affected, with a workaround",
+             symptoms=["reporting workers in {region} can't reach the warehouse subnet since the firewall change"],
+             causes=["a network ACL change at {time} removed the allow rule for the reporting subnet"],
+             actions=["restoring the ACL rule"]),
       SEV4=V("Firewall change blocking a staging route; no customer impact.",
              "staging only, no customer impact",
              symptoms=["the firewall change blocked the route from staging to the shared CI cache"])),
@@ -795,7 +841,7 @@ FAMILIES = [
       ["your API gives SSL certificate expired errors",
        "browser says 'your connection is not private' on your site"],
       ["{ts} {host} kong[{pid}]: SSL_do_handshake() failed (SSL: error:0A000086:certificate verify failed)"],
-      ["installed the renewed certificate on the gateway", "fixed the renewal job"],
+      ["installed the renewed certificate on the gateway", "reloaded the gateway with the current bundle"],
       SEV1=V("Expired api-gateway certificate blocking all API and app traffic.",
              "all API and app traffic fails TLS; every customer is down and revenue has stopped",
              "complete outage for all customers"),
@@ -804,7 +850,10 @@ FAMILIES = [
              "many users can't use the app"),
       SEV3=V("Expired certificate on the legacy v1 API hostname; partners can use v2.",
              "only the legacy api-v1 hostname is affected; the few partners on it can switch to v2",
-             "a small subset of clients are affected with a workaround"),
+             "a small subset of clients are affected with a workaround",
+             symptoms=["clients of api-v1.example.com get 'certificate has expired'"],
+             causes=["the api-gateway certificate for the legacy api-v1 hostname was left out of auto-renew"],
+             actions=["renewing the v1 certificate on the gateway"]),
       SEV4=V("Gateway certificate expires in 25 days; renewal needed, no impact.",
              "nothing is broken, just needs renewing, no customer impact",
              symptoms=["cert expiry warning: the gateway certificate on {host} expires in 25 days"])),
@@ -826,7 +875,10 @@ FAMILIES = [
              "many customers are throttled"),
       SEV3=V("Gateway throttling the top few high-volume API customers.",
              "only the 5 highest-volume API customers are throttled; they can batch requests",
-             "a subset of clients see 429s, backing off works"),
+             "a subset of clients see 429s, backing off works",
+             symptoms=["our 5 biggest API customers get 429s since the gateway config push"],
+             causes=["the gateway's new per-tenant burst limit is too low for large tenants"],
+             actions=["raising the burst limit for large tenants"]),
       SEV4=V("Typo in gateway rate-limit response header name; cosmetic.",
              "cosmetic, no customer impact",
              symptoms=["the gateway's rate-limit header is spelled 'X-RateLimit-Remainig'"])),
@@ -848,7 +900,10 @@ FAMILIES = [
              "many features are broken"),
       SEV3=V("Gateway no longer routes the deprecated v1 export endpoint; v2 works.",
              "only the deprecated /v1/export endpoint returns 404; the v2 export works",
-             "a small subset of clients are affected with a workaround"),
+             "a small subset of clients are affected with a workaround",
+             symptoms=["requests to the deprecated /v1/export endpoint return 404 from the gateway"],
+             causes=["the api-gateway route table deploy at {time} dropped the legacy /v1/export route"],
+             actions=["re-adding the route"]),
       SEV4=V("Internal-only gateway debug route missing; no customer impact.",
              "internal debug route only, no customer impact",
              symptoms=["the internal /debug/health route on the gateway returns 404"])),
@@ -875,7 +930,7 @@ FAMILIES = [
              "canary takes no traffic, no customer impact",
              symptoms=["memory alert on the gateway canary pod {host}"])),
     # ------------------------------------------------------------------ notifications
-    F("notifications/email-provider", "EmailQueueBacklog", ["auth", "payments"],
+    F("notifications/email-provider", "EmailQueueBacklog", ["auth"],
       ["transactional emails aren't being delivered",
        "the email queue on {host} has {count} messages stuck",
        "password reset and receipt emails are not arriving"],
@@ -890,7 +945,9 @@ FAMILIES = [
              "many users can't reset passwords or get receipts"),
       SEV3=V("Emails to Outlook addresses delayed; others fine.",
              "only emails to Outlook and Hotmail addresses are delayed by about {mins} minutes; others are fine",
-             "a subset of emails arrive late, nothing is lost"),
+             "a subset of emails arrive late, nothing is lost",
+             causes=["Microsoft is throttling the notifications service's sending IP after a volume spike"],
+             actions=["warming up a second sending IP"]),
       SEV4=V("Email provider dashboard shows stale bounce stats; internal only.",
              "internal dashboard only, no customer impact",
              symptoms=["the email provider's bounce stats dashboard is a day behind"])),
@@ -916,11 +973,11 @@ FAMILIES = [
       ["SMS one-time codes are arriving late or not at all",
        "OTP SMS delivery rate dropped",
        "the SMS queue on {host} is backing up"],
-      ["the SMS provider route for {country} is failing and the notifications service doesn't fail over",
-       "the notifications service's SMS provider account ran out of credit"],
+      ["the notifications service's SMS provider account ran out of credit",
+       "the SMS provider API key in the notifications service was revoked"],
       ["I never receive the login code by text"],
       ["{ts} {host} sms-sender[{pid}]: provider=twilio status=30008 undelivered to=+**{num}"],
-      ["failed over to the secondary SMS provider", "topped up the provider account"],
+      ["topped up the provider account", "rotated the SMS provider API key"],
       SEV1=V("SMS codes not being sent, so no customer can log in.",
              "MFA is mandatory and no SMS codes go out anywhere, so no customer can log in",
              "complete login outage for all customers"),
@@ -929,17 +986,19 @@ FAMILIES = [
              "many users are locked out"),
       SEV3=V("SMS codes to {country} delayed; users can use an app or voice call.",
              "only SMS codes to {country} numbers are delayed; users can use the authenticator app or a voice call",
-             "a subset of users are affected, with a workaround"),
+             "a subset of users are affected, with a workaround",
+             causes=["the SMS provider route for {country} is failing and the notifications service doesn't fail over"],
+             actions=["failing over to the secondary SMS provider for that country"]),
       SEV4=V("Truncated SMS sender name; cosmetic.",
              "cosmetic, codes arrive",
              symptoms=["the SMS sender name shows 'EXAMPL' instead of 'EXAMPLE'"],
              quotes=["your texts come from 'EXAMPL', looks like a scam"])),
-    F("notifications/template-typo", "None", ["auth"],
-      ["the welcome email says 'Welcom to Exmaple'",
-       "the password reset email has a broken footer link",
-       "the weekly digest email uses the wrong first name placeholder"],
-      ["a notifications template change went out without review"],
-      ["your email says 'Welcom', please fix"],
+    F("notifications/template-typo", None, ["auth"],
+      ["the localized password reset emails link to a 404 page",
+       "the reset link in the German and French reset emails is broken",
+       "password reset emails in non-English locales have a dead link"],
+      ["a notifications template change broke the localized link placeholder"],
+      ["the link in your password reset email goes to a page not found"],
       [],
       ["fixing the template"],
       SEV3=V("Broken reset link in non-English reset emails; website link works.",
@@ -968,7 +1027,7 @@ FAMILIES = [
       SEV4=V("Internal ops alerts sent twice to the ops channel.",
              "internal channel only, no customer impact",
              symptoms=["internal ops alerts are posted twice to #ops"])),
-    F("notifications/wrong-recipient", "None", ["database", "payments"],
+    F("notifications/wrong-recipient", None, ["database", "payments"],
       ["order confirmation emails are being sent to the wrong customers",
        "customers are receiving other people's receipts"],
       ["a caching bug in the notifications service's template renderer mixes up recipient data"],
@@ -991,13 +1050,13 @@ BYSTANDERS = {
     "payments": ("payments", ["checkout conversions dipped", "payment retries went up", "checkout is throwing errors"]),
     "search": ("search", ["search latency graphs are red", "search results look stale"]),
     "storage": ("storage", ["storage error metrics blipped", "disk alerts went off"]),
-    "networking": ("the network", ["we saw TCP retransmits", "DNS lookups looked slow", "the CDN showed errors"]),
+    "networking": ("the network", ["TCP retransmits are up", "DNS lookups look slow", "the CDN is showing errors"]),
     "notifications": ("notifications", ["confirmation emails aren't going out", "the notifications queue is backing up"]),
 }
 DOWNSTREAM = ["{sym}, but that's downstream of this, not the cause",
-              "you'll also see that {sym}; ignore it, it's a side effect",
+              "also {sym}; ignore that, it's a side effect",
               "note {sym} too, but {name} itself is healthy",
-              "{sym} as a consequence, {name} is fine"]
+              "{sym} as a consequence; {name} is fine"]
 RED_HERRING = ["we first suspected {name} because {sym}, but it checks out healthy",
                "initially looked like {name} ({sym}), ruled that out",
                "{name} was the first suspect since {sym}, but that turned out to be a consequence",
@@ -1014,8 +1073,8 @@ GENERIC_IMPACT = {
     "SEV4": ["no customer impact", "internal only, nothing customer-facing", "no rush, can be fixed in business hours",
              "customers can't see this"],
 }
-SEV4_ACTIONS = ["will tune the alert threshold", "ticket filed for next sprint", "fix queued for the next release",
-                "assigning to the owning team", "will clean it up tomorrow"]
+SEV4_ACTIONS = ["ticket filed for next sprint", "fix queued for the next release", "assigning to the owning team",
+                "will clean it up tomorrow"]
 URGENT = ["URGENT!!!", "!!! CRITICAL !!!", "P0 — please look NOW:", "🚨🚨 urgent 🚨🚨", "this is really bad:",
           "is this a sev1??"]
 CALM = ["probably nothing, but", "not sure this is worth a page, but", "minor thing maybe:", "low-pri question:"]
@@ -1030,9 +1089,9 @@ def sent(s: str) -> str:
     s = s.strip()
     if not s:
         return s
-    if s.split(" ")[0].isalpha():
+    if s.split(" ")[0].rstrip(":,").replace("'", "").isalpha():
         s = s[0].upper() + s[1:]
-    return s if s[-1] in ".!?:)\"'`" else s + "."
+    return s if s[-1] in ".!?" else s + "."
 
 
 def join(parts) -> str:
@@ -1069,7 +1128,7 @@ class Gen:
             host=host(comp), by_host=host(by or "api-gateway"), region=region, region_name=region_name,
             country=country, ts=ts_fmt.format(mo=month, d=day, h=hh, m=mm, s=ss, mon=mon),
             time=f"{hh:02d}:{mm:02d} UTC", rid=f"{r.getrandbits(64):016x}", pid=r.randint(1000, 65000),
-            p99=p99, mins=r.randint(5, 90), num=r.randint(100, 999), org=f"org_{r.getrandbits(24):06x}",
+            p99=p99, num=r.randint(100, 999), org=f"org_{r.getrandbits(24):06x}",
             name=self.pick(PEOPLE), company=self.pick(COMPANIES), plan=r.choice(PLANS),
             inc=r.randint(10000, 99999), zd=r.randint(100000, 999999),
         )
@@ -1078,8 +1137,8 @@ class Gen:
     def parts(self, fam: dict, sev: str) -> dict:
         """Choose the content of a report; the style decides how it is laid out."""
         v = fam["variants"][sev]
-        own = v["symptoms"] is not None  # variant describes its own situation
-        causes = v["causes"] or ([] if own else fam["causes"])
+        own = v["symptoms"] is not None or v["causes"] is not None  # self-contained variant
+        causes = v["causes"] if v["causes"] is not None else ([] if own else fam["causes"])
         by = None
         if sev != "SEV4" and fam["by"] and causes and self.chance(0.4):
             by = self.r.choice(fam["by"])
@@ -1087,8 +1146,13 @@ class Gen:
         fmt = lambda s: s.format_map(ctx)
         p = {"ctx": ctx, "fam": fam, "sev": sev}
         p["symptom"] = fmt(self.pick(v["symptoms"] or fam["symptoms"]))
+        # A typo or a stale dashboard is not paged by the family's alert rule.
+        alerting = not v["symptoms"] or any(w in p["symptom"] for w in ("alert", "warning"))
+        p["alert"] = fam["alert"] if alerting else None
         # Cause is always given when a bystander is named, so the real component stays derivable.
-        p["cause"] = fmt(self.pick(CAUSE_FRAMES).format(c=self.pick(causes))) if causes and (by or self.chance(0.8)) else ""
+        # Family actions are listed in the same order as causes, so the fix matches the cause.
+        ci = self.pick(range(len(causes))) if causes else None
+        p["cause"] = fmt(self.pick(CAUSE_FRAMES).format(c=causes[ci])) if causes and (by or self.chance(0.8)) else ""
         p["distractor"] = p["red_herring"] = ""
         if by:
             name, syms = BYSTANDERS[by]
@@ -1097,11 +1161,17 @@ class Gen:
                 p["red_herring"] = self.pick(RED_HERRING).format(**d)
             else:
                 p["distractor"] = self.pick(DOWNSTREAM).format(**d)
-        impact = [fmt(self.pick(IMPACT_FRAMES).format(i=self.pick(v["impact"])))]
-        if self.chance(0.5):
-            impact.append(fmt(self.pick(GENERIC_IMPACT[sev])))
-        p["impact"] = impact
-        p["action"] = self.pick(v["logs"] and [] or (SEV4_ACTIONS if own else fam["actions"]))
+        # impact_raw goes under an "Impact:" header; impact is framed for free text.
+        impact = [fmt(self.pick(v["impact"]))]
+        extra = fmt(self.pick(GENERIC_IMPACT[sev]))
+        if self.chance(0.5) and extra.lower() not in impact[0].lower():
+            impact.append(extra)
+        p["impact_raw"] = impact
+        p["impact"] = [self.pick(IMPACT_FRAMES).format(i=impact[0])] + impact[1:]
+        sev4_actions = (["will tune the alert threshold"] if alerting else []) + SEV4_ACTIONS
+        actions = v["actions"] or (sev4_actions if sev == "SEV4" else [] if own else fam["actions"])
+        assert actions, f"{fam['source']} {sev}: self-contained variant needs actions"
+        p["action"] = fmt(actions[ci] if ci is not None and len(actions) == len(causes) else self.pick(actions))
         logs = v["logs"] or ([] if own else fam["logs"])
         p["logs"] = [fmt(x) for x in self.r.sample(logs, k=min(len(logs), self.r.randint(1, 2)))] if logs else []
         quotes = v["quotes"] or ([] if own else fam["quotes"])
@@ -1113,6 +1183,11 @@ class Gen:
             p["prefix"] = self.pick(CALM)
         p["summary"] = fmt(v["summary"])
         return p
+
+
+def pre(p: dict, text: str) -> str:
+    """Put the (misleading) urgency/calm prefix in front of text."""
+    return f"{p['prefix']} {text}" if p["prefix"] else text
 
 
 def title_of(symptom: str) -> str:
@@ -1135,10 +1210,10 @@ def style_slack(g: Gen, p: dict) -> str:
     opener = g.pick(["hey team,", "@here", "heads up:", "fyi", "ok so", "", "quick flag:", "anyone around?"])
     body = join([p["symptom"], p["distractor"], p["red_herring"], p["cause"], *p["impact"], p["action"]])
     text = " ".join(x for x in [p["prefix"], opener, body] if x)
-    if g.chance(0.35):
+    if g.chance(0.35):  # hurried on-call style: lowercase, sometimes no punctuation either
         text = text.lower()
-    if g.chance(0.2):
-        text = text.replace(". ", " ").rstrip(".")
+        if g.chance(0.5):
+            text = text.replace(". ", " ").rstrip(".")
     if g.chance(0.35):
         text = add_typo(g, text)
     if p["logs"] and g.chance(0.3):
@@ -1150,14 +1225,14 @@ def style_pager(g: Gen, p: dict) -> str:
     c, fam = p["ctx"], p["fam"]
     head = g.pick(["[PagerDuty] TRIGGERED #{inc}: {alert} on {host}", "[Datadog] Triggered: {alert} ({host})",
                    "Opsgenie Alert P{pri}: {alert} - {host}", "[FIRING:1] {alert} instance={host} job={job}"])
-    lines = [head.format(inc=c["inc"], alert=fam["alert"], host=c["host"], pri=g.r.randint(1, 4),
+    lines = [head.format(inc=c["inc"], alert=p["alert"], host=c["host"], pri=g.r.randint(1, 4),
                          job=fam["component"].replace("-", "_"))]
     if g.chance(0.5):  # pager urgency is set per alert rule, it is not the incident severity
         lines.append(f"Urgency: {g.r.choice(['high', 'low'])}")
     lines += p["logs"]
     intro = g.pick(["On-call note ({name}):", "ack'd by {name}:", "{name} (on-call):", "Triage note:"]).format(**c)
-    note = join([p["prefix"], p["symptom"] if g.chance(0.6) else "", p["distractor"], p["red_herring"],
-                 p["cause"], *p["impact"], p["action"]])
+    note = pre(p, join([p["symptom"] if g.chance(0.6) or p["prefix"] else "", p["distractor"],
+                        p["red_herring"], p["cause"], *p["impact"], p["action"]]))
     return "\n".join(lines) + "\n\n" + intro + " " + note
 
 
@@ -1166,7 +1241,7 @@ def style_support(g: Gen, p: dict) -> str:
     head = g.pick(["Fwd: Zendesk ticket #{zd} — {company}", "Escalation from Support (Tier 2), ticket {zd}",
                    "Support → Eng handoff | ticket #{zd} | customer: {company}",
                    "From: support-escalations@example.com\nSubject: [{plan}] customer issue #{zd}"]).format(**c)
-    quote = (p["prefix"] + " " + p["quote"]) if p["prefix"] else p["quote"]
+    quote = pre(p, p["quote"])
     lines = [head, "", f'Customer ({c["company"]}, {c["plan"]} plan) writes: "{quote}"']
     eng = join([p["symptom"], p["distractor"], p["red_herring"], p["cause"], *p["impact"]])
     lines += ["", g.pick(["Eng triage ({name}): ", "Engineering note: ", "On-call ({name}) adds: "]).format(**c) + eng]
@@ -1175,7 +1250,7 @@ def style_support(g: Gen, p: dict) -> str:
 
 def style_ticket(g: Gen, p: dict) -> str:
     c, sev = p["ctx"], p["sev"]
-    title = ((p["prefix"] + " ") if p["prefix"] else "") + title_of(p["symptom"])
+    title = pre(p, title_of(p["symptom"]))
     if g.chance(0.5):
         head = [f"Ticket: INC-{c['inc']}", f"Reported-by: {c['name']}", f"Opened: {c['ts']}", f"Title: {title}"]
     else:
@@ -1186,7 +1261,7 @@ def style_ticket(g: Gen, p: dict) -> str:
     lines = head + ["", "Description:", desc]
     if p["logs"]:
         lines += ["", "Log excerpt:"] + ["    " + x for x in "\n".join(p["logs"]).split("\n")]
-    lines += ["", "Impact: " + join(p["impact"])]
+    lines += ["", "Impact: " + join(p["impact_raw"])]
     if sev in ("SEV1", "SEV2") and g.chance(0.4):
         lines.append("Workaround: none")
     lines.append("Next steps: " + sent(p["action"]))
@@ -1196,31 +1271,34 @@ def style_ticket(g: Gen, p: dict) -> str:
 def style_oneliner(g: Gen, p: dict) -> str:
     c, first = p["ctx"], p["impact"][0]
     form = g.pick(["{s} — {i}", "{a} on {h}: {i}", "{s}; {i}", "{s} ({i})"])
-    text = form.format(s=p["symptom"], i=first, a=p["fam"]["alert"], h=c["host"])
-    text = sent((p["prefix"] + " " + text) if p["prefix"] else text)
+    if not p["alert"]:
+        form = "{s} — {i}"
+    text = form.format(s=p["symptom"], i=first, a=p["alert"], h=c["host"])
+    text = sent(pre(p, text))
     if p["distractor"] or p["red_herring"]:  # keep the cause whenever a bystander is named
         text += " " + join([p["distractor"] or p["red_herring"], p["cause"]])
-    return text.lower() if g.chance(0.3) else text
+    return text.lower() if "{a}" not in form and g.chance(0.3) else text
 
 
 def style_timeline(g: Gen, p: dict) -> str:
     c = p["ctx"]
     h, m = int(c["time"][:2]), int(c["time"][3:5])
-    steps = [f"{p['fam']['alert']} fired for {c['host']}", p["prefix"], p["symptom"], p["distractor"],
+    alert = p["alert"]
+    steps = [f"{alert} fired for {c['host']}" if alert else "", pre(p, sent(p["symptom"])), p["distractor"],
              p["red_herring"], p["cause"], p["action"]]
     lines = [g.pick(["Timeline (UTC):", "Incident timeline", "Timeline so far:"])]
     for s in (s for s in steps if s):
         lines.append(f"{h:02d}:{m:02d} {sent(s)}")
         m += g.r.randint(1, 9)
         h, m = (h + m // 60) % 24, m % 60
-    lines.append("Impact: " + join(p["impact"]))
+    lines.append("Impact: " + join(p["impact_raw"]))
     return "\n".join(lines)
 
 
 def style_ic_update(g: Gen, p: dict) -> str:  # eval-only style (tail of STYLES)
     c = p["ctx"]
     body = join([p["symptom"], p["red_herring"] or p["distractor"], p["cause"]])
-    return (f"IC update #{g.r.randint(1, 5)} ({c['time']}): {body} Customer impact: {join(p['impact'])} "
+    return (f"IC update #{g.r.randint(1, 5)} ({c['time']}): {body} Customer impact: {join(p['impact_raw'])} "
             f"Current action: {sent(p['action'])} Next update in 30 min.")
 
 
@@ -1230,20 +1308,24 @@ STYLES = [style_slack, style_pager, style_support, style_ticket, style_oneliner,
 def make_report(g: Gen, fam: dict, sev: str) -> tuple[str, str]:
     p = g.parts(fam, sev)
     style = g.pick(STYLES)
-    while style is style_support and not p["quote"]:  # needs a customer's words to forward
+    # support tickets need a customer's words to forward; pager needs a monitoring alert
+    while (style is style_support and not p["quote"]) or (style is style_pager and not p["alert"]):
         style = g.pick(STYLES)
     return style(g, p).strip(), p["summary"]
 
 
 def plan_cells(r: random.Random, n: int) -> list[tuple[str, str]]:
-    """(component, severity) per row: components exactly even, severities per SEV_SHARE."""
+    """(component, severity) per row: components exactly even, severities per SEV_SHARE.
+
+    Severities are dealt round-robin over components (stratified), so every
+    component gets close to the global severity mix; then the order is shuffled.
+    """
     counts = {s: round(n * SEV_SHARE[s]) for s in SEVERITIES}
     counts["SEV3"] += n - sum(counts.values())
     sevs = [s for s in SEVERITIES for _ in range(counts[s])]
-    comps = [COMPONENTS[i % len(COMPONENTS)] for i in range(n)]
-    r.shuffle(sevs)
-    r.shuffle(comps)
-    return list(zip(comps, sevs))
+    cells = [(COMPONENTS[i % len(COMPONENTS)], sev) for i, sev in enumerate(sevs)]
+    r.shuffle(cells)
+    return cells
 
 
 def generate() -> dict[str, list[dict]]:
@@ -1260,12 +1342,12 @@ def generate() -> dict[str, list[dict]]:
         g, rows, seen = Gen(rng, split), [], set()
         for i, (comp, sev) in enumerate(plan_cells(rng, n), 1):
             fam = rng.choice(by_cell[(comp, sev)])
-            for _ in range(50):  # redraw on the (rare) duplicate text
+            for _ in range(50):  # redraw on a duplicate or over-long report
                 report, summary = make_report(g, fam, sev)
-                if report not in seen and report not in seen_all:
+                if len(report) <= MAX_REPORT_CHARS and report not in seen and report not in seen_all:
                     break
             else:
-                raise RuntimeError(f"could not make a unique report for {fam['source']}")
+                raise RuntimeError(f"could not make a unique, short enough report for {fam['source']}")
             assert len(summary) <= 120, summary
             seen.add(report)
             rows.append({"id": f"inc-{letter}{i:04d}", "report": report, "severity": sev,

@@ -3,7 +3,7 @@
 Models wrap JSON in prose and code fences. The rule, in order:
 
 1. If the text has a fenced code block (```json ... ``` or ``` ... ```), parse the
-   first such block.
+   first such block (blocks in other languages are skipped).
 2. Otherwise, if the whole text (stripped) parses as JSON, use it.
 3. Otherwise, use the first ``{`` or ``[`` from which a complete JSON value can be
    decoded (``json.JSONDecoder.raw_decode``), ignoring what follows it.
@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["NoJSON", "extract_json"]
 
-_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```([^\n`]*)\n(.*?)```", re.DOTALL)  # group 1: the language tag
 _DECODER = json.JSONDecoder()
 
 
@@ -34,9 +34,11 @@ def extract_json(text: str) -> Any:
     Raises:
         NoJSON: when no rule finds a JSON value; the message says why.
     """
-    fence = _FENCE.search(text)
+    # finditer pairs each opening fence with its closing one, so a block in another
+    # language is skipped whole rather than its closing fence read as an opening one
+    fence = next((m for m in _FENCE.finditer(text) if m.group(1).strip() in ("", "json", "JSON")), None)
     if fence:
-        body = fence.group(1).strip()
+        body = fence.group(2).strip()
         try:
             return json.loads(body)
         except json.JSONDecodeError as exc:

@@ -1,0 +1,142 @@
+"""Gate: a policy over a run's comparison → pass/fail, with the reason for every rule.
+
+    rules:
+      - {metric: format, min_delta: 0.10, require_significant: true}
+      - {metric: faithfulness, max_drop: 0.05}     # non-inferiority: CI lower bound > −0.05
+      - {metric: format, min_value: 0.9}
+      - {min_n: 100}                               # every metric
+
+The policy comes from ``--policy FILE`` or the suite's ``gate:`` section. Each rule
+is checked for every adapter arm (or the arms the policy names).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evalkit._util import load_yaml, package_schema, validate_against
+from evalkit.compare import MetricDelta, Summary
+from evalkit.errors import GateError
+from evalkit.report.markdown import fmt_p
+
+__all__ = ["GateResult", "RuleResult", "evaluate_gate", "gate_markdown", "load_policy"]
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One check of one rule on one adapter arm."""
+
+    rule: str
+    """The rule as written, e.g. ``format: min_delta 0.1``."""
+    arm: str
+    metric: str
+    passed: bool
+    observed: str
+    """What the run shows, e.g. ``Δ +0.040``."""
+    required: str
+    """What the rule asks for, e.g. ``Δ ≥ +0.100``."""
+    shortfall: float | None
+    """By how much it failed (in the rule's units); None when it passed."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    results: list[RuleResult]
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.passed]
+
+
+def load_policy(path: str | Path | None, suite_gate: dict[str, Any] | None = None, where: str = "suite gate") -> dict[str, Any]:
+    """Read and validate a policy file, or the suite's ``gate:`` section.
+
+    Raises:
+        GateError: no policy anywhere, malformed YAML, or a schema violation.
+    """
+    if path is not None:
+        doc = load_yaml(Path(path), GateError)
+        where = str(path)
+    elif suite_gate is not None:
+        doc = suite_gate
+    else:
+        raise GateError("no gate policy: pass --policy gate.yaml or add a gate: section with rules to the suite")
+    if not isinstance(doc, dict):
+        raise GateError(f"{where}: a gate policy must be a mapping with rules")
+    validate_against(doc, package_schema("gate.schema.json"), where, GateError)
+    return doc
+
+
+def _check(rule: dict[str, Any], d: MetricDelta, alpha: float) -> list[RuleResult]:
+    out = []
+    label = d.metric
+
+    def add(kind: str, passed: bool, observed: str, required: str, shortfall: float | None) -> None:
+        out.append(RuleResult(f"{label}: {kind}", d.arm, d.metric, passed, observed, required, None if passed else shortfall))
+
+    if "min_n" in rule:
+        add(f"min_n {rule['min_n']}", d.n >= rule["min_n"], f"n = {d.n}", f"n ≥ {rule['min_n']}", float(rule["min_n"] - d.n))
+    if "min_delta" in rule:
+        ok = not math.isnan(d.delta) and d.delta >= rule["min_delta"]
+        add(f"min_delta {rule['min_delta']:g}", ok, f"Δ {d.delta:+.3f}", f"Δ ≥ {rule['min_delta']:+.3f}", rule["min_delta"] - d.delta)
+    if "max_drop" in rule:
+        bound = -rule["max_drop"]
+        ok = not math.isnan(d.ci_low) and d.ci_low > bound
+        add(f"max_drop {rule['max_drop']:g}", ok, f"CI lower bound {d.ci_low:+.3f}", f"CI lower bound > {bound:+.3f}", bound - d.ci_low)
+    if "min_value" in rule:
+        ok = not math.isnan(d.arm_mean) and d.arm_mean >= rule["min_value"]
+        add(f"min_value {rule['min_value']:g}", ok, f"mean {d.arm_mean:.3f}", f"mean ≥ {rule['min_value']:.3f}", rule["min_value"] - d.arm_mean)
+    if rule.get("require_significant"):
+        ok = d.delta > 0 and d.p_adjusted < alpha
+        add("require_significant", ok, f"Δ {d.delta:+.3f}, p {fmt_p(d.p_adjusted)}", f"Δ > 0 and p < {alpha:g}", d.p_adjusted - alpha)
+    return out
+
+
+def evaluate_gate(summary: Summary, policy: dict[str, Any]) -> GateResult:
+    """Apply every rule to every adapter arm of the run.
+
+    Raises:
+        GateError: a rule names a metric or arm the run does not have.
+    """
+    adapters = [a for a in summary.arms if a != summary.reference]
+    arms = policy.get("arms") or adapters
+    for arm in arms:
+        if arm not in adapters:
+            raise GateError(f"gate policy: arms: {arm!r} is not an adapter arm of this run ({', '.join(adapters) or 'none'})")
+    if not arms:
+        raise GateError("gate: the run has no adapter arm to gate; run with --adapter")
+    alpha = float(policy.get("alpha", 0.05))
+    results: list[RuleResult] = []
+    for i, rule in enumerate(policy["rules"]):
+        metric = rule.get("metric")
+        if metric is None and set(rule) != {"min_n"}:
+            raise GateError(f"gate policy: rules[{i}]: give a metric (only min_n may apply to every metric)")
+        if metric is not None and metric not in summary.metrics:
+            raise GateError(f"gate policy: rules[{i}].metric: {metric!r} is not a metric of this run ({', '.join(summary.metrics)})")
+        for arm in arms:
+            for m in [metric] if metric else summary.metrics:
+                d = summary.delta(m, arm)
+                assert d is not None
+                results.extend(_check(rule, d, alpha))
+    return GateResult(passed=all(r.passed for r in results), results=results)
+
+
+def gate_markdown(result: GateResult, summary: Summary, run_dir: Path | None = None) -> str:
+    """A gate summary ready to post as a PR comment."""
+    icon = "✅" if result.passed else "❌"
+    n_fail = len(result.failures)
+    head = f"## {icon} evalkit gate: {'passed' if result.passed else f'failed ({n_fail} of {len(result.results)} checks)'}"
+    lines = [head, "", f"Suite **{summary.suite}**, {summary.n_items} items" + (f", run `{run_dir.name}`" if run_dir else "") + ".", ""]
+    lines += ["| | Arm | Rule | Observed | Required |", "|---|---|---|---|---|"]
+    for r in result.results:
+        lines.append(f"| {'✅' if r.passed else '❌'} | {r.arm} | {r.rule} | {r.observed} | {r.required} |")
+    if result.failures:
+        lines += ["", "**Failed:**"]
+        for r in result.failures:
+            by = f" (short by {abs(r.shortfall):.3f})" if r.shortfall is not None and not math.isnan(r.shortfall) else ""
+            lines.append(f"- {r.arm} · {r.rule}: {r.observed}, needs {r.required}{by}")
+    return "\n".join(lines) + "\n"

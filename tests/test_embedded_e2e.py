@@ -1,0 +1,28 @@
+"""End to end on the real embedded SmolLM2-135M-Instruct: base and an adapter on incident-triage items."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evalkit.runner import RunOptions, run_suite
+from evalkit.suite import load_suite
+from tests.conftest import REPO, make_adapter
+
+
+@pytest.mark.slow
+def test_real_model_base_vs_adapter_on_incident_triage(tmp_path, embedded):
+    adapter = make_adapter(embedded.path, tmp_path / "smol-lora", target=("q_proj", "v_proj"), r=4, seed=3)
+    suite = load_suite(REPO / "suites/incident-triage.yaml")
+    result = run_suite(suite, RunOptions(adapters=(f"lora={adapter}",), runs_dir=tmp_path / "runs",
+                                         cache_path=tmp_path / "cache.sqlite", limit=6))
+    assert result.manifest["base"]["source"] == "embedded"
+    assert result.manifest["base"]["fingerprint"] == embedded.fingerprint
+    assert result.summary.metrics == ["format", "severity", "component"]
+    gens = [json.loads(line) for line in (result.run_dir / "generations.jsonl").read_text().splitlines()]
+    base = [g["text"] for g in gens if g["arm"] == "base"]
+    assert all(base), "the real model answers every prompt"
+    assert any(g["text"] != b for g, b in zip([g for g in gens if g["arm"] == "lora"], base))
+    report = (result.run_dir / "report.md").read_text()
+    assert "| format |" in report and "## Run facts" in report
