@@ -7,6 +7,7 @@ shows it), 130 interrupted (finished batches are cached; rerun to resume).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import warnings
@@ -21,8 +22,8 @@ from evalkit.errors import EvalkitError
 
 __all__ = ["main"]
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _quiet_libraries() -> None:
@@ -32,6 +33,9 @@ def _quiet_libraries() -> None:
     # Deprecation notices from transformers/trl/peft are for evalkit's developers, not its users.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # bitsandbytes announces at import that an optional hub-downloaded CPU kernel is missing;
+    # evalkit never downloads kernels, and the built-in CPU path is used instead.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
 
@@ -270,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs-dir", default="runs", help="where run directories are created (default: %(default)s)")
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
-    r.add_argument("--batch-size", type=int, help="generation batch size (default: suite's, else 16 on CPU, 32 on CUDA)")
+    r.add_argument("--batch-size", type=int, help="generation batch size (default: the suite's, else 32)")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
     r.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter")
     r.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")

@@ -51,7 +51,7 @@ class RunOptions:
     """The sqlite cache; None means ``$EVALKIT_HOME/cache.sqlite``."""
     use_cache: bool = True
     batch_size: int | None = None
-    """None: the suite's ``generation.batch_size``, else 16 on CPU and 32 on CUDA."""
+    """None: the suite's ``generation.batch_size``, else 32."""
     load: LoadOptions = field(default_factory=LoadOptions)
     limit: int | None = None
     """Evaluate only the first N items (quick checks)."""

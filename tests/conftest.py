@@ -85,7 +85,7 @@ data:
   id_field: id
 prompt:
   system: Answer with JSON.
-  user: "Report: {{ report }}"
+  user: "Report: {{{{ report }}}}"
 generation:
   max_new_tokens: {max_new_tokens}
 metrics:

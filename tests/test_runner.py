@@ -82,7 +82,7 @@ def test_outputs_identical_at_batch_size_1_and_default(tmp_path, make_suite, tin
     suite = load_suite(make_suite(n=12, max_new_tokens=10))
     default = run_suite(suite, _options(tmp_path / "a", tiny_model, [tiny_adapter]))
     one = run_suite(suite, _options(tmp_path / "b", tiny_model, [tiny_adapter], batch_size=1))
-    assert default.manifest["batch_size"] == 16 and one.manifest["batch_size"] == 1
+    assert default.manifest["batch_size"] == 32 and one.manifest["batch_size"] == 1
     assert (default.run_dir / "scores.csv").read_text() == (one.run_dir / "scores.csv").read_text()
     texts = lambda r: [(g["item_id"], g["arm"], g["text"]) for g in map(json.loads, (r.run_dir / "generations.jsonl").read_text().splitlines())]
     assert texts(default) == texts(one)
@@ -95,38 +95,43 @@ def test_changing_decoding_misses_the_cache(tmp_path, make_suite, tiny_model):
     assert backend.prompts == 3
 
 
-def test_run_killed_mid_generation_resumes_to_identical_results(tmp_path, make_suite, tiny_model):
-    """kill -9 during generation: the restart recomputes only unfinished batches and ends where an uninterrupted run does."""
-    suite_path = make_suite(n=40, max_new_tokens=32)
+@pytest.mark.slow
+def test_run_killed_mid_generation_resumes_to_identical_results(tmp_path, make_suite, embedded):
+    """kill -9 during generation: the restart recomputes only unfinished batches and ends where an uninterrupted run does.
+
+    Uses the real model at batch size 1 (about a second per item) so the kill lands mid-run.
+    """
+    n = 10
+    suite_path = make_suite(n=n, max_new_tokens=12)
     cache = tmp_path / "cache.sqlite"
-    cmd = [sys.executable, "-m", "evalkit.cli", "run", str(suite_path), "--base", str(tiny_model.path), "--batch-size", "1",
+    cmd = [sys.executable, "-m", "evalkit.cli", "run", str(suite_path), "--base", str(embedded.path), "--batch-size", "1",
            "--cache", str(cache), "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = 0
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.1)
         if cache.exists():
             try:
                 with sqlite3.connect(cache) as db:
-                    done = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+                    if db.execute("SELECT COUNT(*) FROM generations").fetchone()[0] >= 3:
+                        break
             except sqlite3.OperationalError:
                 continue
-            if done >= 3:
-                break
-    assert proc.poll() is None, "the run finished before it could be interrupted; make it longer"
+    assert proc.poll() is None, "the run finished before it could be interrupted"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with sqlite3.connect(cache) as db:
         finished = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-    assert 3 <= finished < 40
+    assert 3 <= finished < n
 
     suite = load_suite(suite_path)
-    backend = _counting(tiny_model)
-    resumed = run_suite(suite, _options(tmp_path, tiny_model), backend=backend)
-    assert backend.prompts == 40 - finished and resumed.cached == finished
-    fresh = run_suite(suite, _options(tmp_path / "fresh", tiny_model, use_cache=False))
+    backend = _counting(embedded)
+    resumed = run_suite(suite, _options(tmp_path, embedded, batch_size=1), backend=backend)
+    assert backend.prompts == n - finished and resumed.cached == finished
+    fresh = run_suite(suite, _options(tmp_path / "fresh", embedded, batch_size=1, use_cache=False))
     assert (resumed.run_dir / "scores.csv").read_text() == (fresh.run_dir / "scores.csv").read_text()
+    texts = lambda r: [g["text"] for g in map(json.loads, (r.run_dir / "generations.jsonl").read_text().splitlines())]
+    assert texts(resumed) == texts(fresh)
 
 
 def test_two_adapters_share_one_base_load(tmp_path, make_suite, tiny_model_dir, tiny_model, tiny_adapter):

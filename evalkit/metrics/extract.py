@@ -4,7 +4,8 @@ Models wrap JSON in prose and code fences. The rule, in order:
 
 1. If the text has a fenced code block (```json ... ``` or ``` ... ```), parse the
    first such block (blocks in other languages are skipped).
-2. Otherwise, if the whole text (stripped) parses as JSON, use it.
+2. Otherwise, if the whole text (stripped) parses as a JSON object or array, use it.
+   (A bare number, string or boolean is not taken as a structured answer.)
 3. Otherwise, use the first ``{`` or ``[`` from which a complete JSON value can be
    decoded (``json.JSONDecoder.raw_decode``), ignoring what follows it.
 
@@ -45,7 +46,9 @@ def extract_json(text: str) -> Any:
             raise NoJSON(f"fenced block is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     stripped = text.strip()
     try:
-        return json.loads(stripped)
+        whole = json.loads(stripped)
+        if isinstance(whole, (dict, list)):
+            return whole
     except json.JSONDecodeError:
         pass
     for match in re.finditer(r"[{\[]", stripped):

@@ -129,6 +129,25 @@ def _flips_section(summary: Summary, generations: list[dict[str, Any]]) -> list[
     return out
 
 
+_METHODS = {
+    ("mcnemar-exact", False): "exact McNemar p with Newcombe 95% CI",
+    ("bootstrap", False): "paired bootstrap (10,000 resamples)",
+    ("bootstrap", True): "cluster bootstrap over data.cluster_field (10,000 resamples)",
+    ("paired-t", False): "paired t",
+    ("paired-t", True): "paired t with cluster-robust SE",
+}
+
+
+def _methods(summary: Summary) -> str:
+    used: dict[str, list[str]] = defaultdict(list)
+    for d in summary.deltas:
+        name = _METHODS.get((d.test, d.clustered), d.test)
+        if d.metric not in used[name]:
+            used[name].append(d.metric)
+    parts = [f"{name} ({', '.join(metrics)})" for name, metrics in used.items()]
+    return "; ".join(parts) + f"; Holm across metrics; seed {summary.seed}"
+
+
 def _facts(summary: Summary, manifest: dict[str, Any]) -> list[str]:
     dec = manifest.get("decoding", {})
     decoding = ("greedy" if not dec.get("do_sample") else f"sampled (T={dec.get('temperature')}, top_p={dec.get('top_p')}, seed={dec.get('seed')})")
@@ -148,7 +167,7 @@ def _facts(summary: Summary, manifest: dict[str, Any]) -> list[str]:
         ("Items", f"{manifest.get('n_items')}" + (f" (limited to first {manifest['limit']})" if manifest.get("limit") else "")),
         ("Generations", f"{manifest.get('generated')} new, {manifest.get('cached')} from cache"),
         ("Wall time", f"{manifest.get('wall_s')} s"),
-        ("Statistics", "exact McNemar (pass/fail) or paired bootstrap, 95% CI, Holm across metrics; seed " + str(summary.seed)),
+        ("Statistics", _methods(summary)),
         ("Versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
         ("Commit", f"`{manifest.get('git_commit')}`" if manifest.get("git_commit") else "–"),
     ]

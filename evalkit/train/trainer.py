@@ -156,6 +156,8 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
         gradient_accumulation_steps=tr.grad_accum,
         max_length=tr.max_length,
         packing=tr.packing,
+        # Batches of similar length waste little compute on padding: ~20% of a CPU step here.
+        train_sampling_strategy="random" if tr.packing else "group_by_length",
         completion_only_loss=tr.completion_only_loss,
         activation_checkpointing=gradient_checkpointing,  # transformers 5 name; TRL's default is True
         bf16=precision == "bfloat16",

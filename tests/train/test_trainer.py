@@ -119,7 +119,7 @@ def test_resume_continues_from_the_last_checkpoint(write_config):
     config = load_train_config(write_config(steps=6))
 
     def interrupt(step, total, loss):
-        if step == 4:
+        if step == 5:  # Ctrl-C during step 5: checkpoint-4 (save_steps 2) is the last one saved
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -160,4 +160,8 @@ def test_qlora_nf4_trains_on_cpu_and_is_evaluated_on_the_same_quantized_base(wri
         base=str(tiny_model.path), adapters=(f"qlora={result.adapter_dir}",), runs_dir=tmp_path / "runs",
         cache_path=tmp_path / "c.sqlite", load=LoadOptions(quantize="nf4", device="cpu")))
     assert run.manifest["load"]["quantize"] == "nf4" and run.generated == 6
-    assert not run.warnings  # no "trained on a quantized base" warning: the bases match
+    assert not any("--quantize" in w for w in run.warnings)  # the bases match
+    plain = run_suite(load_suite(make_suite(n=3)), RunOptions(
+        base=str(tiny_model.path), adapters=(f"qlora={result.adapter_dir}",), runs_dir=tmp_path / "runs",
+        cache_path=tmp_path / "c.sqlite", load=LoadOptions(device="cpu")))
+    assert any("trained on a nf4 base (QLoRA); pass --quantize nf4" in w for w in plain.warnings)
