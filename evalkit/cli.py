@@ -45,6 +45,13 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _announce_conversion(base: str) -> None:
+    from evalkit.models.resolve import needs_conversion
+
+    if needs_conversion(base):
+        err.print(f"preparing the embedded model {base} (converted once to safetensors, about 20 s)…")
+
+
 def _offline(allow_network: bool) -> None:
     if not allow_network:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _offline(args.allow_network)
     suite = load_suite(args.suite)
+    _announce_conversion(args.base)
     options = RunOptions(
         base=args.base,
         adapters=tuple(args.adapter or ()),
@@ -194,6 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         config = replace(config, output_dir=Path(args.output_dir).resolve())
+    _announce_conversion(config.base)
     columns = (TextColumn("[bold]train[/] loss {task.fields[loss]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:
         task = bar.add_task("train", total=None, loss="–")

@@ -801,30 +801,13 @@ def compare_paired(
     else:
         test = "bootstrap"
 
-    if n == 0:
-        return PairedStats(
-            n=0,
-            base_mean=math.nan,
-            adapter_mean=math.nan,
-            delta=math.nan,
-            ci_low=math.nan,
-            ci_high=math.nan,
-            p_value=1.0,
-            test=test,
-            fail_to_pass=f2p,
-            pass_to_fail=p2f,
-            mde=math.inf,
-            underpowered=True,
-            clustered=clustered,
-        )
-
-    base_mean = float(b.mean())
-    adapter_mean = float(a.mean())
-    delta = float(diff.mean())
-    n_clusters = int(codes.max()) + 1 if codes is not None else n
+    base_mean = float(b.mean()) if n else math.nan
+    adapter_mean = float(a.mean()) if n else math.nan
+    delta = float(diff.mean()) if n else math.nan
+    n_clusters = (int(codes.max()) + 1 if codes is not None else n) if n else 0
 
     if n < 2 or n_clusters < 2:
-        # No variance can be estimated from a single pair / single cluster
+        # No variance can be estimated from zero or one pair / cluster
         # (exact McNemar on <= 1 discordant pair is 1.0 as well).
         return PairedStats(
             n=n,

@@ -88,11 +88,17 @@ def fingerprint_dir(path: Path, pattern_files: list[Path] | None = None) -> str:
     return value
 
 
+def needs_conversion(spec: str) -> bool:
+    """True when ``spec`` is an embedded alias not yet converted (the first use takes ~20 s)."""
+    target = evalkit_home() / "models" / spec
+    return spec in ALIASES and not ((target / "config.json").exists() and (target / "model.safetensors").exists())
+
+
 def _embedded_dir(alias: str) -> Path:
     """Convert the packaged GGUF once to a safetensors directory and return it."""
     package, gguf_name = ALIASES[alias]
     target = evalkit_home() / "models" / alias
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if not needs_conversion(alias):
         return target
     spec = importlib.util.find_spec(package)  # find, do not import: the package imports `llm`
     if spec is None or not spec.submodule_search_locations:
@@ -114,10 +120,12 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
-    tqdm_disable = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # the GGUF de-quantizer draws its own bar
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = lambda iterable, **kwargs: iterable  # the de-quantizer draws a bar of its own
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
@@ -136,10 +144,7 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
         tmp.rename(target)
     finally:
         hf_logging.set_verbosity(verbosity)
-        if tqdm_disable is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = tqdm_disable
+        gguf_utils.tqdm = bar
 
 
 def resolve_model(spec: str, *, allow_network: bool = False) -> ResolvedModel:
