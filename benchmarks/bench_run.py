@@ -47,6 +47,9 @@ def main() -> None:
     ap.add_argument("--adapter", default=str(REPO / "runs/adapters/incident-triage-r8"))
     ap.add_argument("--dtype", default="float32")
     args = ap.parse_args()
+    from evalkit._util import quiet_libraries
+
+    quiet_libraries()
 
     suite = load_suite(REPO / "suites/incident-triage.yaml")
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))

@@ -7,7 +7,9 @@ targets) on the same examples for the same number of optimizer steps with the sa
 per-device batch. evalkit sets its defaults deliberately (bf16 only where the CPU
 has it natively, no gradient checkpointing on CPU, lr 2e-4-class rates for LoRA,
 max_length 512); TRL's defaults turn on bf16 and gradient checkpointing and use
-lr 2e-5 with max_length 1024. Prints training tokens/s, wall time and final loss.
+lr 2e-5 with max_length 1024. Prints training tokens/s, wall time, and the final and mean
+training loss (the final loss is one batch's; with length-grouped batches the two runs see
+their batches in different orders, so compare the mean too).
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ def run_evalkit(config, out: Path) -> dict:
 
     result = train(replace(config, output_dir=out))
     r = result.record
-    return {"tokens": r["tokens_seen"], "train_s": r["train_runtime_s"], "loss": r["final_loss"],
+    curve = [c["loss"] for c in r["loss_curve"]]
+    return {"tokens": r["tokens_seen"], "train_s": r["train_runtime_s"], "loss": r["final_loss"], "mean_loss": sum(curve) / len(curve),
             "precision": r["precision"], "checkpointing": r["gradient_checkpointing"], "lr": config.training.learning_rate}
 
 
 def run_trl_defaults(config, out: Path) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from evalkit.models import resolve_model
@@ -55,11 +58,13 @@ def run_trl_defaults(config, out: Path) -> dict:
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base.path), args=args, train_dataset=Dataset.from_list(examples),
                          processing_class=tok, peft_config=LoraConfig(r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout,
                                                                       target_modules=lo.target_modules, task_type="CAUSAL_LM"))
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
     hist = trainer.state.log_history
+    curve = [h["loss"] for h in hist if "loss" in h]
     return {"tokens": int(next(h["num_tokens"] for h in reversed(hist) if "num_tokens" in h)),
             "train_s": next(h["train_runtime"] for h in reversed(hist) if "train_runtime" in h),
-            "loss": next(h["loss"] for h in reversed(hist) if "loss" in h),
+            "loss": curve[-1], "mean_loss": sum(curve) / len(curve),
             "precision": "bfloat16" if args.bf16 else "float32", "checkpointing": args.gradient_checkpointing, "lr": args.learning_rate}
 
 
@@ -68,6 +73,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--examples", type=int, default=64)
     args = ap.parse_args()
+    from evalkit._util import quiet_libraries
+
+    quiet_libraries()
 
     from evalkit.train import load_train_config
 
@@ -81,11 +89,11 @@ def main() -> None:
         rows[name] = fn(config, tmp / name.split()[0])
         rows[name]["wall_s"] = time.perf_counter() - t0
     print(f"incident-triage, {args.examples} examples, {args.steps} optimizer steps × batch {config.training.batch_size}, embedded SmolLM2-135M")
-    print(f"{'':<18} {'tokens/s':>9} {'train s':>8} {'final loss':>11}  precision  grad-ckpt  lr")
+    print(f"{'':<18} {'tokens/s':>9} {'train s':>8} {'final loss':>11} {'mean loss':>10}  precision  grad-ckpt  lr")
     ref = rows["TRL defaults"]["tokens"] / rows["TRL defaults"]["train_s"]
     for name, r in rows.items():
         rate = r["tokens"] / r["train_s"]
-        print(f"{name:<18} {rate:>9.1f} {r['train_s']:>8.1f} {r['loss']:>11.3f}  {r['precision']:<9}  {str(r['checkpointing']):<9}  {r['lr']:g}   ({rate / ref:.2f}× TRL)")
+        print(f"{name:<18} {rate:>9.1f} {r['train_s']:>8.1f} {r['loss']:>11.3f} {r['mean_loss']:>10.3f}  {r['precision']:<9}  {str(r['checkpointing']):<9}  {r['lr']:g}   ({rate / ref:.2f}× TRL)")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
@@ -21,6 +23,7 @@ __all__ = [
     "json_path",
     "load_yaml",
     "package_schema",
+    "quiet_libraries",
     "sha256_bytes",
     "sha256_text",
     "validate_against",
@@ -105,3 +108,22 @@ def validate_against(doc: Any, schema: dict[str, Any], where: str, error: type[E
     elif best.validator == "required":
         message += "; add it"
     raise error(f"{where}: {field}: {message}")
+
+
+def quiet_libraries() -> None:
+    """transformers and datasets print progress bars and advice of their own; evalkit shows its own progress."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Deprecation notices from transformers/trl/peft are for evalkit's developers, not its users.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # bitsandbytes announces at import that an optional hub-downloaded CPU kernel is missing;
+    # evalkit never downloads kernels, and the built-in CPU path is used instead.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass

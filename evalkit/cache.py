@@ -1,7 +1,8 @@
 """The generation cache: a sqlite file (WAL) of completions keyed by what determines them.
 
-Key = sha256 of (model fingerprint, adapter fingerprint, load options, rendered
-prompt, decoding parameters). Each batch is committed when it finishes, so a run
+Key = sha256 of (cache format, model fingerprint, adapter fingerprint, load options
+and device type, rendered prompt, decoding parameters; and the batch size where it
+can change outputs: bf16/fp16 or sampled decoding). Each batch is committed when it finishes, so a run
 that is interrupted, even by ``kill -9``, resumes without recomputing a finished
 batch, and a repeated run of a finished suite generates nothing.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit._util import canonical_json, sha256_text
+from evalkit.errors import CacheError
 from evalkit.models.hf import BackendOutput
 
 __all__ = ["GenerationCache", "cache_key"]
@@ -31,9 +33,13 @@ CREATE TABLE IF NOT EXISTS generations (
 """
 
 
+CACHE_FORMAT = 1
+"""Bumped when what is stored for a generation changes (e.g. how the output text is cut)."""
+
+
 def cache_key(model_fp: str, adapter_fp: str | None, load: dict[str, Any], prompt: str, decoding: dict[str, Any]) -> str:
     """The cache key of one generation (see the module docstring)."""
-    return sha256_text(canonical_json([model_fp, adapter_fp or "", load, prompt, decoding]))
+    return sha256_text(canonical_json([CACHE_FORMAT, model_fp, adapter_fp or "", load, prompt, decoding]))
 
 
 class GenerationCache:
@@ -43,12 +49,15 @@ class GenerationCache:
         self.path = path
         self._db: sqlite3.Connection | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-            self._db.commit()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(str(path), timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(_SCHEMA)
+                self._db.commit()
+            except (OSError, sqlite3.Error) as exc:
+                raise CacheError(f"{path}: cannot use as the generation cache ({exc}); give a writable file path with --cache, or --no-cache") from exc
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[BackendOutput, float]]:
         """Cached (output, latency) for the keys that are present."""

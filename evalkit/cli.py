@@ -7,10 +7,8 @@ shows it), 130 interrupted (finished batches are cached; rerun to resume).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,31 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from evalkit import __version__
+from evalkit._util import quiet_libraries
 from evalkit.errors import EvalkitError
 
 __all__ = ["main"]
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
-
-
-def _quiet_libraries() -> None:
-    """transformers and datasets print progress bars and advice of their own; evalkit shows its own progress."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Deprecation notices from transformers/trl/peft are for evalkit's developers, not its users.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    # bitsandbytes announces at import that an optional hub-downloaded CPU kernel is missing;
-    # evalkit never downloads kernels, and the built-in CPU path is used instead.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def _announce_conversion(base: str) -> None:
@@ -56,6 +36,16 @@ def _offline(allow_network: bool) -> None:
     if not allow_network:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 # ---------------------------------------------------------------- run
@@ -157,6 +147,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     text += headline(summary) + "\n\n" + delta_table(summary) + "\n"
     if summary.extra.get("unmatched"):
         text += f"\n{summary.extra['unmatched']} items are in only one run and were left out.\n"
+    for note in summary.extra["differences"]:
+        err.print(f"[yellow]warning:[/] {escape(note)}")
+        text += f"\n⚠️ {note}\n"
     if args.out:
         from evalkit._util import atomic_write
 
@@ -257,8 +250,11 @@ def cmd_adapter_merge(args: argparse.Namespace) -> int:
         err.print(f"[yellow]warning:[/] {escape(w)}")
     verdict = "[green]agree[/]" if res.agree else "[red]DIFFER[/]"
     out.print(f"merged vs unmerged logits: max |Δ| = {res.max_abs_diff:.2e} (largest logit {res.max_logit:.1f}) → {verdict}")
+    if not res.agree:
+        err.print("[red]not written[/]: the merged model does not reproduce the adapter; raise --tolerance only if you accept the difference")
+        return 1
     out.print(f"standalone model: [bold]{res.out_dir}[/]")
-    return 0 if res.agree else 1
+    return 0
 
 
 # ---------------------------------------------------------------- parser
@@ -268,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="evalkit",
         description="What did this LoRA adapter change compared with its base model, and is the difference real?",
-        epilog="Exit codes: 0 ok, 1 gate failed, 2 bad input, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 1 gate failed (or merged logits disagree), 2 bad input, 130 interrupted.",
     )
     p.add_argument("--version", action="version", version=f"evalkit {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -283,11 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs-dir", default="runs", help="where run directories are created (default: %(default)s)")
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
-    r.add_argument("--batch-size", type=int, help="generation batch size (default: the suite's, else 32)")
+    r.add_argument("--batch-size", type=_positive_int, help="generation batch size (default: the suite's, else 32)")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
     r.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter")
-    r.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
-    r.add_argument("--limit", type=int, help="evaluate only the first N items")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to generate (default: %(default)s: cuda when available)")
+    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items")
     r.add_argument("--seed", type=int, default=0, help="seed for the bootstrap statistics (default: %(default)s)")
     r.add_argument("--allow-pickle", action="store_true", help="allow adapters stored as pickled adapter_model.bin (can run code)")
     r.add_argument("--allow-network", action="store_true", help="allow downloading models and datasets")
@@ -356,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before anything imports it
+    _offline(getattr(args, "allow_network", False))
+    quiet_libraries()
     try:
         return int(args.func(args))
     except EvalkitError as exc:

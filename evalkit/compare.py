@@ -257,5 +257,14 @@ def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | 
     gens += [Generation(g["item_id"], arm_name, g["text"], 0, 0, 0.0) for g in run_b.generations() if g["arm"] == b]
     summary = summarize(sa.suite, items, scores, metrics, [ref_name, arm_name], gens, reference=ref_name, seed=seed)
     summary.extra["unmatched"] = len(ids_a ^ ids_b)
+    ma, mb = run_a.manifest, run_b.manifest
+    checks = {
+        "suite file": (ma["suite"].get("sha256"), mb["suite"].get("sha256")),
+        "base model": (ma["base"].get("fingerprint"), mb["base"].get("fingerprint")),
+        "chat template": (ma.get("chat_template_sha256"), mb.get("chat_template_sha256")),
+        "decoding": (ma.get("decoding"), mb.get("decoding")),
+    }
+    summary.extra["differences"] = [f"the runs differ in {what}: items with one id may not have seen the same prompt or model"
+                                    for what, (x, y) in checks.items() if x != y]
     summary.extra["runs"] = {"A": str(run_a.path), "B": str(run_b.path)}
     return summary

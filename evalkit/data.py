@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,13 @@ def load_rows(spec: DataSpec, *, allow_network: bool = False) -> list[dict[str, 
 
 
 def _read_file(path: Path) -> list[dict[str, Any]]:
+    try:
+        return _read_file_unchecked(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+
+
+def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"{path}: data file not found; data.path is relative to the suite file")
     suffix = path.suffix.lower()
@@ -105,6 +111,8 @@ def load_items(spec: DataSpec, where: str, *, allow_network: bool = False) -> li
         if item_id in seen:
             raise DataError(f"{where}: rows {seen[item_id] + 1} and {i + 1} share the id {item_id!r}; ids must be unique")
         seen[item_id] = i
+        if spec.cluster_field and spec.cluster_field not in row:
+            raise DataError(f"{where}: row {i + 1} has no cluster field {spec.cluster_field!r} (data.cluster_field); add it or drop cluster_field")
         cluster = row.get(spec.cluster_field) if spec.cluster_field else None
         items.append(Item(id=item_id, row=row, cluster=None if cluster is None else str(cluster)))
     return items
@@ -147,6 +155,3 @@ class Renderer:
         if self._target is None:
             raise SuiteError(f"{self._where}: prompt.target is needed to build training examples from rows; add it")
         return self._render(self._target, item, "target")
-
-    def all_messages(self, items: Sequence[Item]) -> list[list[dict[str, str]]]:
-        return [self.messages(item) for item in items]

@@ -8,6 +8,7 @@
     ├── MetricError         a metric cannot be built from its parameters
     ├── TrainError          the training stage refuses to start or cannot go on
     ├── RunDirError         a run directory is missing or unreadable
+    ├── CacheError          the generation cache file cannot be opened or written
     └── GateError           a gate policy is malformed
 
 The CLI prints ``str(error)`` as one line and exits with status 2. Errors from
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "AdapterError",
+    "CacheError",
     "DataError",
     "EvalkitError",
     "GateError",
@@ -60,6 +62,10 @@ class TrainError(EvalkitError):
 
 class RunDirError(EvalkitError):
     """Raised when a run directory is missing, incomplete, or of an unknown format version."""
+
+
+class CacheError(EvalkitError):
+    """Raised when the generation cache cannot be opened (a folder, unwritable, not sqlite)."""
 
 
 class GateError(EvalkitError):

@@ -92,7 +92,9 @@ def _check(rule: dict[str, Any], d: MetricDelta, alpha: float) -> list[RuleResul
         add(f"min_value {rule['min_value']:g}", ok, f"mean {d.arm_mean:.3f}", f"mean ≥ {rule['min_value']:.3f}", rule["min_value"] - d.arm_mean)
     if rule.get("require_significant"):
         ok = d.delta > 0 and d.p_adjusted < alpha
-        add("require_significant", ok, f"Δ {d.delta:+.3f}, p {fmt_p(d.p_adjusted)}", f"Δ > 0 and p < {alpha:g}", d.p_adjusted - alpha)
+        # short of significance by the p distance; a significant change in the wrong direction by its Δ
+        short = -d.delta if (d.delta <= 0 and d.p_adjusted < alpha) else d.p_adjusted - alpha
+        add("require_significant", ok, f"Δ {d.delta:+.3f}, p {fmt_p(d.p_adjusted)}", f"Δ > 0 and p < {alpha:g}", short)
     return out
 
 
@@ -122,6 +124,8 @@ def evaluate_gate(summary: Summary, policy: dict[str, Any]) -> GateResult:
                 d = summary.delta(m, arm)
                 assert d is not None
                 results.extend(_check(rule, d, alpha))
+    if not results:
+        raise GateError("gate policy: no rule checks anything (e.g. only require_significant: false); a gate with no checks cannot pass")
     return GateResult(passed=all(r.passed for r in results), results=results)
 
 

@@ -61,12 +61,18 @@ class RunDir:
     manifest: dict[str, Any]
     summary: Summary
 
+    def _open(self, name: str) -> Any:
+        try:
+            return (self.path / name).open(encoding="utf-8", newline="")
+        except FileNotFoundError:
+            raise RunDirError(f"{self.path}: {name} is missing; the run directory is incomplete, run the suite again") from None
+
     def generations(self) -> list[dict[str, Any]]:
-        with (self.path / "generations.jsonl").open(encoding="utf-8") as fh:
+        with self._open("generations.jsonl") as fh:
             return [json.loads(line) for line in fh if line.strip()]
 
     def scores(self) -> list[ScoreRow]:
-        with (self.path / "scores.csv").open(encoding="utf-8", newline="") as fh:
+        with self._open("scores.csv") as fh:
             return [
                 ScoreRow(r["item_id"], r["arm"], r["metric"], float(r["value"]) if r["value"] else None, r["error"] or None, r["detail"])
                 for r in csv.DictReader(fh)
@@ -82,6 +88,10 @@ def load_run(path: str | Path) -> RunDir:
     path = Path(path)
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory; pass a folder under runs/ written by `evalkit run`")
+    if not (path / "manifest.json").exists():
+        runs = sorted(p for p in path.iterdir() if (p / "manifest.json").exists())
+        if runs:
+            raise RunDirError(f"{path}: holds run directories, not a run; pass one of them, e.g. {runs[-1]}")
     docs = {}
     for name in ("manifest.json", "summary.json"):
         try:

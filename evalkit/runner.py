@@ -129,8 +129,12 @@ def run_suite(
     prompts = {item.id: backend.render(messages[item.id]) for item in items}
     decoding = suite.generation.decoding()
     device = getattr(backend, "device", "cpu")
-    batch_size = options.batch_size or suite.generation.batch_size or default_batch_size(device)
+    batch_size = options.batch_size or suite.generation.batch_size or default_batch_size()
     cache = GenerationCache((options.cache_path or evalkit_home() / "cache.sqlite") if options.use_cache else None)
+    load_key: dict[str, Any] = {**options.load.key(), "device": device.split(":")[0]}
+    if options.load.dtype != "float32" or decoding.get("do_sample"):
+        # Greedy float32 outputs do not depend on batching (tested); reduced precision and sampling do.
+        load_key["batch_size"] = batch_size
 
     arms: list[tuple[str, AdapterRef | None]] = [("base", None), *[(a.name, a) for a in adapters]]
     generations: list[Generation] = []
@@ -139,7 +143,7 @@ def run_suite(
         for arm, adapter in arms:
             gens, n_new = _generate_arm(
                 backend, cache, items, prompts, arm, base.fingerprint, adapter.fingerprint if adapter else None,
-                options.load.key(), decoding, batch_size, progress,
+                load_key, decoding, batch_size, progress,
             )
             generations.extend(gens)
             generated += n_new
@@ -176,7 +180,7 @@ def _generate_arm(
     arm: str,
     model_fp: str,
     adapter_fp: str | None,
-    load_key: dict[str, str],
+    load_key: dict[str, Any],
     decoding: dict[str, Any],
     batch_size: int,
     progress: Progress | None,
@@ -228,9 +232,19 @@ def _check_training_match(ad: AdapterRef, template_hash: str, load: LoadOptions,
         warn(f"adapter {ad.name!r} was trained with a different chat template ({trained_hash[:12]} vs {template_hash[:12]}); "
              "its prompts at evaluation differ from training")
     trained_quant = (record.get("config", {}).get("quantization") or {}).get("mode", "none")
-    if trained_quant != "none" and load.quantize == "none":
-        warn(f"adapter {ad.name!r} was trained on a {trained_quant} base (QLoRA); pass --quantize {trained_quant} "
-             "to evaluate it on the same quantized base")
+    if record and trained_quant != load.quantize:
+        trained_as = f"a {trained_quant} base (QLoRA)" if trained_quant != "none" else "an unquantized base"
+        warn(f"adapter {ad.name!r} was trained on {trained_as} but is evaluated with --quantize {load.quantize}; "
+             f"pass --quantize {trained_quant} to evaluate it on the base it was trained on")
+
+
+def _model_config(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _new_run_dir(runs_dir: Path, suite_name: str) -> Path:
@@ -275,7 +289,8 @@ def _manifest(suite: Suite, options: RunOptions, base: Any, adapters: Sequence[A
     return {
         "version": RUN_FORMAT_VERSION,
         "suite": {"name": suite.name, "path": str(suite.path), "sha256": suite.sha256, "description": suite.description},
-        "base": {"spec": base.spec, "path": str(base.path), "fingerprint": base.fingerprint, "source": base.source},
+        "base": {"spec": base.spec, "path": str(base.path), "fingerprint": base.fingerprint, "source": base.source,
+                 "config": _model_config(base.path)},
         "adapters": [
             {"name": a.name, "path": str(a.path), "fingerprint": a.fingerprint,
              "config": {k: a.config.get(k) for k in ("r", "lora_alpha", "target_modules", "use_rslora", "use_dora", "base_model_name_or_path")},

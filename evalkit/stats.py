@@ -17,6 +17,12 @@ This module provides:
 * :func:`mde_binary` / :func:`mde_continuous` -- minimum detectable effects.
 * :func:`compare_paired` -- the one-call summary returning :class:`PairedStats`.
 
+Small samples: below :data:`MIN_EFFECTIVE_N` independent units (pairs, or
+clusters when clustering) :func:`compare_paired` uses the paired t (CR1 with
+G - 1 df for clusters) instead of the bootstrap for continuous and clustered
+metrics, always sets ``underpowered``, and reports no interval (NaN) when the
+differences show no variance at all.
+
 Only numpy and scipy are needed at runtime. No function draws random numbers
 without an explicit seed or :class:`numpy.random.Generator`.
 """
@@ -34,6 +40,7 @@ from scipy import stats as _sps
 
 __all__ = [
     "DEFAULT_DISCORDANT_RATE",
+    "MIN_EFFECTIVE_N",
     "PairedStats",
     "compare_paired",
     "holm",
@@ -50,6 +57,30 @@ __all__ = [
 # The mathematical worst case is 1.0 (every item flips), which is unrealistic
 # for two closely related models; 0.5 is a pragmatic conservative default.
 DEFAULT_DISCORDANT_RATE: float = 0.5
+
+# Smallest effective sample -- pairs, or clusters when clustering, since
+# clusters are the independent units -- that compare_paired trusts.
+# Below it:
+# * the percentile bootstrap is overconfident: it uses z-like instead of t
+#   quantiles and the plug-in variance (1/n, not 1/(n-1)), so a nominal 95%
+#   interval covers noticeably less (Efron & Tibshirani 1993, sec. 13.3 and
+#   ch. 14), and with few clusters the cluster bootstrap and the CR1 SE are
+#   biased downward (Cameron & Miller 2015, sec. VI, "few clusters"); the
+#   paired t with n - 1 (or CR1 with G - 1) df is the honest fallback;
+# * zero observed variance is weak evidence of zero true variance: by the
+#   rule of three up to 3/n of units (75% at n = 4) could differ at 95%
+#   confidence, so [0, 0] intervals and MDE 0 must not be reported;
+# * 30 is the usual rule-of-thumb size for the normal approximation of a
+#   mean (on which the MDE formulas rest) and the point where the rule-of-
+#   three bound drops to 10%.
+# Results with fewer units are always flagged ``underpowered``.
+MIN_EFFECTIVE_N: int = 30
+
+# Tolerance of the "all differences equal" test, relative to max(1, |d|):
+# differences of values that agree up to floating-point rounding (0.7 - 0.2
+# is 0.49999999999999994) must count as constant, or the bootstrap would
+# "resample" rounding noise into a spuriously tight interval.
+_CONSTANT_RTOL: float = 1e-12
 
 # Upper bound (in bytes, per working array) of the resample matrices built by
 # the vectorized bootstrap. Two or three such arrays are alive at once, so the
@@ -84,7 +115,8 @@ class PairedStats:
     mde: float
     """Minimum detectable |delta| at alpha=0.05, power=0.8 for this n (inf if none)."""
     underpowered: bool
-    """True when |delta| < mde or n is too small to estimate any variance."""
+    """True when |delta| < mde, mde is not finite, or the effective sample
+    (pairs, or clusters when clustered) is below :data:`MIN_EFFECTIVE_N`."""
     clustered: bool
     """True when a cluster-robust SE or a cluster bootstrap was used."""
     p_adjusted: float | None = None
@@ -178,9 +210,35 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
 
 
+def _tolerance(x: np.ndarray) -> float:
+    """Absolute rounding tolerance for values of the size of ``x``."""
+    return _CONSTANT_RTOL * max(1.0, float(np.abs(x).max())) if x.size else _CONSTANT_RTOL
+
+
 def _is_constant(x: np.ndarray) -> bool:
-    """True when all elements of a non-empty array are equal."""
-    return bool(x.size > 0 and np.all(x == x[0]))
+    """True when all elements of a non-empty array are equal up to rounding.
+
+    Uses ``ptp(x) <= 1e-12 * max(1, max|x|)`` rather than exact equality so
+    that differences such as 0.5 and 0.49999999999999994 count as equal.
+    """
+    return bool(x.size > 0 and float(np.ptp(x)) <= _tolerance(x))
+
+
+def _zero_variance(diff: np.ndarray, codes: np.ndarray | None) -> bool:
+    """True when the differences carry no estimable variance.
+
+    Unclustered: all differences equal (up to rounding). Clustered: every
+    cluster's residual sum S_g = sum_{i in g} (d_i - mean(d)) is 0 (up to
+    rounding), i.e. every cluster has the same mean difference, so the CR1
+    SE and every cluster-bootstrap mean collapse to a point even when the
+    items inside a cluster differ.
+    """
+    if _is_constant(diff):
+        return True
+    if codes is None:
+        return False
+    scores = np.bincount(codes, weights=diff - diff.mean())
+    return bool(float(np.abs(scores).max()) <= _CONSTANT_RTOL * max(1.0, float(np.abs(diff).sum())))
 
 
 # ---------------------------------------------------------------------------
@@ -435,7 +493,8 @@ def paired_bootstrap_ci(
     if state == "empty":
         return math.nan, math.nan
     if state == "constant":
-        return float(diff[0]), float(diff[0])
+        d = float(diff.mean())
+        return d, d
     return _percentile_ci(_bootstrap_means(diff, codes, n_resamples, rng), confidence)
 
 
@@ -473,7 +532,8 @@ def paired_bootstrap_p(
     if state == "empty":
         return 1.0
     if state == "constant":
-        return 1.0 if diff[0] == 0.0 else float(min(1.0, 2.0 / (n_resamples + 1.0)))
+        zero = abs(float(diff.mean())) <= _tolerance(diff)
+        return 1.0 if zero else float(min(1.0, 2.0 / (n_resamples + 1.0)))
     return _percentile_p(_bootstrap_means(diff, codes, n_resamples, rng))
 
 
@@ -511,11 +571,12 @@ def _cluster_se(diff: np.ndarray, codes: np.ndarray) -> tuple[float, int]:
 def _t_result(mean: float, se: float, df: int, confidence: float) -> tuple[float, float, float]:
     """t-based CI and two-sided p for ``mean`` with standard error ``se``.
 
-    Handles se == 0 explicitly: CI (mean, mean); p = 1 if mean == 0 else 0
-    (t = +/-inf).
+    Handles se == 0 explicitly: CI (mean, mean); p = 1 if mean == 0 (up to
+    rounding) else 0 (t = +/-inf).
     """
     if se == 0.0:
-        return mean, mean, 1.0 if mean == 0.0 else 0.0
+        zero = abs(mean) <= _CONSTANT_RTOL * max(1.0, abs(mean))
+        return mean, mean, 1.0 if zero else 0.0
     t_stat = mean / se
     crit = float(_sps.t.ppf(0.5 + confidence / 2.0, df))
     p = float(2.0 * _sps.t.sf(abs(t_stat), df))
@@ -546,7 +607,11 @@ def paired_t(
     Returns:
         ``(ci_low, ci_high, p_value)``. ``(nan, nan, 1.0)`` with fewer than 2
         pairs (or fewer than 2 clusters); ``(0, 0, 1.0)`` when all
-        differences are 0; ``(d, d, 0.0)`` when all differences equal d != 0.
+        differences are 0; ``(d, d, 0.0)`` when all differences equal d != 0
+        (equality up to floating-point rounding; with clusters: when every
+        cluster has the same mean difference d). This is the bare test:
+        :func:`compare_paired` reports no interval for such data when the
+        sample is below :data:`MIN_EFFECTIVE_N`.
     """
     _check_confidence(confidence)
     _, _, diff, codes = _paired_diffs(base, adapter, clusters)
@@ -561,7 +626,7 @@ def paired_t(
         se, n_clusters = _cluster_se(diff, codes)
         if math.isnan(se):
             return math.nan, math.nan, 1.0
-        if _is_constant(diff):
+        if _zero_variance(diff, codes):
             se = 0.0
         df = n_clusters - 1
     return _t_result(mean, se, df, confidence)
@@ -725,34 +790,58 @@ def compare_paired(
 
     Pairs with NaN in either arm are dropped; ``n`` counts the pairs kept.
 
-    Choice of method:
+    Choice of method (the effective sample ``n_eff`` is the number of pairs,
+    or of clusters when ``clusters`` is given):
 
     * binary, no clusters, ``method="auto"``: exact McNemar p-value and the
       Newcombe square-and-add CI (:func:`newcombe_paired_ci`); test
-      "mcnemar-exact". Newcombe is used rather than the bootstrap because the
-      percentile bootstrap under-covers for small n / few discordant pairs
-      (it can collapse to a point when all pairs agree), and rather than
-      Wald because Wald is badly behaved near 0/1 (Fagerland et al. 2014).
-    * binary with clusters and ``method="auto"``: McNemar assumes independent
-      pairs, so the cluster bootstrap is used for both CI and p (test
-      "bootstrap"); discordant counts are still reported.
-    * continuous, ``method="auto"`` or ``"bootstrap"`` (any data with
-      ``"bootstrap"``): percentile (cluster) bootstrap CI and the
-      CI-inversion bootstrap p-value, from the same resamples.
+      "mcnemar-exact". Newcombe is used at every n, also when all pairs
+      agree (it then gives an interval around 0 whose width reflects n),
+      rather than the bootstrap, which under-covers for small n / few
+      discordant pairs and collapses to a point when all pairs agree, and
+      rather than Wald, which is badly behaved near 0/1 (Fagerland et al.
+      2014).
+    * any other data, ``method="auto"``, ``n_eff < MIN_EFFECTIVE_N``: paired
+      t (CR1 cluster-robust SE with G - 1 df when clustered); test
+      "paired-t". The percentile bootstrap is overconfident at such n (see
+      :data:`MIN_EFFECTIVE_N`). This includes binary metrics with fewer than
+      ``MIN_EFFECTIVE_N`` clusters (McNemar assumes independent pairs).
+    * any other data, ``method="auto"``, ``n_eff >= MIN_EFFECTIVE_N``, or any
+      data with ``method="bootstrap"``: percentile (cluster) bootstrap CI
+      and the CI-inversion bootstrap p-value, from the same resamples; test
+      "bootstrap". Binary metrics with clusters use it too (McNemar assumes
+      independent pairs); discordant counts are still reported.
     * ``method="t"``: paired t (CR1 cluster-robust with clusters).
 
     MDE: binary unclustered -> :func:`mde_binary` with the observed
-    discordant rate; continuous unclustered -> :func:`mde_continuous` with
-    the observed SD of differences; clustered -> (z_{0.975} + z_{0.8}) *
-    CR1 SE, i.e. the design-effect-adjusted MDE. MDE is always for
-    alpha=0.05, power=0.8 regardless of ``confidence``.
+    discordant rate (rule of three when none is observed); continuous
+    unclustered -> :func:`mde_continuous` with the observed SD of
+    differences; clustered -> (z_{0.975} + z_{0.8}) * CR1 SE, i.e. the
+    design-effect-adjusted MDE. MDE is always for alpha=0.05, power=0.8
+    regardless of ``confidence``.
+
+    ``underpowered`` is True when |delta| < mde, when mde is not finite, or
+    when ``n_eff < MIN_EFFECTIVE_N`` (whatever the observed delta).
+
+    Zero variance -- all differences equal up to rounding (with clusters:
+    all cluster mean differences equal), e.g. every pair identical:
+
+    * binary unclustered with ``method="auto"``: handled by Newcombe and
+      McNemar as above (p 1.0 when all pairs agree).
+    * otherwise, ``n_eff < MIN_EFFECTIVE_N``: CI (nan, nan), p 1.0, mde inf,
+      underpowered True -- zero variance in so few units is no evidence of
+      "no difference" (a non-inferiority bound on ``ci_low`` must not pass).
+    * otherwise, ``n_eff >= MIN_EFFECTIVE_N``: CI (d, d); p 1.0 when d == 0,
+      else 0.0 for "paired-t" (t = +/-inf) and 2 / (B + 1) for "bootstrap".
+      MDE: binary metrics keep a rule-of-three bound (unclustered:
+      :func:`mde_binary` over the n pairs; clustered: :func:`mde_binary` over
+      the G clusters, as if each cluster were one pair), so a "no change" on
+      pass/fail data stays underpowered; continuous metrics have MDE 0
+      (no variance in at least ``MIN_EFFECTIVE_N`` independent units).
 
     Tiny n: n == 0 -> delta nan, CI nan, p 1.0, mde inf, underpowered True;
-    n == 1 -> CI nan, p 1.0, mde inf, underpowered True; all pairs
-    identical (n >= 2) -> delta 0, CI (0, 0), p 1.0 for every method (note:
-    for binary data Newcombe alone would give a non-degenerate interval;
-    the MDE, based on the rule-of-three discordance bound, still reflects
-    the remaining uncertainty). Fewer than 2 clusters behaves like n == 1.
+    n == 1 -> CI nan, p 1.0, mde inf, underpowered True. Fewer than 2
+    clusters behaves like n == 1.
 
     Args:
         base: Per-item base values (NaN = no value for that item).
@@ -794,17 +883,23 @@ def compare_paired(
         f2p = int(np.count_nonzero((b == 0.0) & (a == 1.0)))
         p2f = int(np.count_nonzero((b == 1.0) & (a == 0.0)))
 
-    if binary and not clustered and method == "auto":
-        test = "mcnemar-exact"
-    elif method == "t":
-        test = "paired-t"
-    else:
-        test = "bootstrap"
-
     base_mean = float(b.mean()) if n else math.nan
     adapter_mean = float(a.mean()) if n else math.nan
     delta = float(diff.mean()) if n else math.nan
     n_clusters = (int(codes.max()) + 1 if codes is not None else n) if n else 0
+    n_eff = n_clusters  # independent units: clusters, or pairs
+    small = n_eff < MIN_EFFECTIVE_N
+
+    if method == "t":
+        test = "paired-t"
+    elif method == "bootstrap":
+        test = "bootstrap"
+    elif binary and not clustered:
+        test = "mcnemar-exact"
+    elif small:
+        test = "paired-t"
+    else:
+        test = "bootstrap"
 
     if n < 2 or n_clusters < 2:
         # No variance can be estimated from zero or one pair / cluster
@@ -824,12 +919,26 @@ def compare_paired(
             underpowered=True,
             clustered=clustered,
         )
+    if test == "bootstrap" and n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+
+    # Newcombe/McNemar handle "all pairs agree" themselves; every other
+    # method degenerates to a point when the differences have no variance.
+    zero_var = test != "mcnemar-exact" and _zero_variance(diff, codes)
 
     # --- CI and p-value ---------------------------------------------------
-    if not diff.any():
-        # Every pair identical: nothing changed, by any method.
-        ci_low = ci_high = 0.0
+    if zero_var and small:
+        # Too few units to take "no variance" at face value: no interval.
+        ci_low = ci_high = math.nan
         p_value = 1.0
+    elif zero_var:
+        ci_low = ci_high = delta
+        if abs(delta) <= _tolerance(diff):
+            p_value = 1.0
+        elif test == "paired-t":
+            p_value = 0.0  # t = +/-inf
+        else:
+            p_value = float(min(1.0, 2.0 / (n_resamples + 1.0)))
     elif test == "mcnemar-exact":
         assert f2p is not None and p2f is not None
         both_pass = int(np.count_nonzero((b == 1.0) & (a == 1.0)))
@@ -838,28 +947,33 @@ def compare_paired(
         p_value = mcnemar_exact(f2p, p2f)
     elif test == "paired-t":
         ci_low, ci_high, p_value = paired_t(b, a, confidence=confidence, clusters=codes)
-    elif _is_constant(diff):
-        ci_low = ci_high = delta
-        p_value = 1.0 if delta == 0.0 else float(min(1.0, 2.0 / (n_resamples + 1.0)))
     else:
-        if n_resamples < 1:
-            raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
         boot = _bootstrap_means(diff, codes, n_resamples, np.random.default_rng(seed))
         ci_low, ci_high = _percentile_ci(boot, confidence)
         p_value = _percentile_p(boot)
 
     # --- MDE ----------------------------------------------------------------
-    if clustered:
+    if zero_var and small:
+        mde = math.inf
+    elif binary and not clustered:
+        assert f2p is not None and p2f is not None
+        mde = mde_binary(n, (f2p + p2f) / n)
+    elif zero_var:
+        if binary:
+            # Rule-of-three bound over clusters, each counted as one pair
+            # (the most conservative design effect).
+            assert f2p is not None and p2f is not None
+            mde = mde_binary(n_clusters, (f2p + p2f) / n)
+        else:
+            mde = 0.0
+    elif clustered:
         assert codes is not None
         se, _ = _cluster_se(diff, codes)
         mde = (z_a + z_b) * se
-    elif binary:
-        assert f2p is not None and p2f is not None
-        mde = mde_binary(n, (f2p + p2f) / n)
     else:
         mde = mde_continuous(n, float(diff.std(ddof=1)))
 
-    underpowered = bool(not math.isfinite(mde) or abs(delta) < mde)
+    underpowered = bool(small or not math.isfinite(mde) or abs(delta) < mde)
     return PairedStats(
         n=n,
         base_mean=base_mean,

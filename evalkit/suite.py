@@ -130,6 +130,12 @@ def load_suite(path: str | Path) -> Suite:
         except MetricError as exc:
             raise SuiteError(f"{path}: metrics[{i}] ({spec.name}): {exc}") from exc
 
+    if "gate" in doc:  # checked now, not after a whole run in CI
+        validate_against(doc["gate"], package_schema("gate.schema.json"), f"{path}: gate", SuiteError)
+        for i, rule in enumerate(doc["gate"]["rules"]):
+            if "metric" in rule and rule["metric"] not in seen:
+                raise SuiteError(f"{path}: gate.rules[{i}].metric: {rule['metric']!r} is not a metric of this suite ({', '.join(sorted(seen))})")
+
     gen = doc.get("generation", {})
     return Suite(
         name=doc["name"],

@@ -118,3 +118,9 @@ def test_help_explains_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("run", "validate", "report", "metrics", "train"):
         assert command in out
+
+
+def test_cache_path_that_is_a_folder_exits_2(capsys, make_suite, tiny_model, tmp_path):
+    code, _, err = _run(capsys, "run", str(make_suite()), "--base", str(tiny_model.path), "--cache", str(tmp_path),
+                        "--runs-dir", str(tmp_path / "runs"))
+    _assert_one_line_error(code, err, "cannot use as the generation cache", "--no-cache")

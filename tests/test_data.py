@@ -296,3 +296,31 @@ def test_shipped_suite_target_renders_valid_json_for_its_first_eval_rows():
     for item in items:
         answer = json.loads(renderer.target(item))
         assert answer == {k: item.row[k] for k in ("severity", "component", "summary")}
+
+
+def test_hf_datasets_spec_loads_a_local_dataset_folder(tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "test.jsonl").write_text('{"id": "a", "q": "x"}\n{"id": "b", "q": "y"}\n')
+    items = load_items(DataSpec(hf={"path": str(folder), "split": "test"}, id_field="id"), "suite.yaml")
+    assert [it.id for it in items] == ["a", "b"] and items[1].row["q"] == "y"
+
+
+def test_hf_dataset_not_available_offline_is_a_data_error():
+    with pytest.raises(DataError, match="--allow-network"):
+        load_items(DataSpec(hf={"path": "someorg/no-such-dataset-xyz"}), "suite.yaml")
+
+
+def test_missing_cluster_field_is_a_data_error_naming_the_row(tmp_path):
+    """Regression: a misspelt cluster_field silently ran the statistics unclustered."""
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "a", "source": "x"}\n{"id": "b", "sourse": "y"}\n')
+    with pytest.raises(DataError, match="row 2 has no cluster field 'source'"):
+        load_items(DataSpec(path=path, id_field="id", cluster_field="source"), "suite.yaml")
+
+
+def test_non_utf8_file_is_a_data_error(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("id,q\na,caf\xe9\n".encode("cp1252"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_items(DataSpec(path=path, id_field="id"), "suite.yaml")

@@ -89,3 +89,8 @@ def test_no_policy_anywhere_exits_2(tmp_path, capsys):
     run_dir = make_run(tmp_path / "run", {"base": BASE, "v1": ADAPTER})
     assert main(["gate", str(run_dir)]) == 2
     assert "no gate policy" in capsys.readouterr().err
+
+
+def test_a_policy_that_checks_nothing_is_an_error(run):
+    with pytest.raises(GateError, match="no rule checks anything"):
+        _verdict(run, {"metric": "format", "require_significant": False})

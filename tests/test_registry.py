@@ -22,6 +22,7 @@ def isolated_registry(monkeypatch):
     """Registrations made by a test disappear after it; plugins count as not yet loaded."""
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_PLUGINS_LOADED", set())
+    monkeypatch.setattr(registry, "_PLUGIN_FAILURES", {})
     monkeypatch.setattr(registry, "entry_points", lambda group: [])
 
 
@@ -215,4 +216,109 @@ def test_plugin_that_fails_to_import_is_a_metric_error_naming_it(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda *, group: [FakeEntryPoint("broken", load)])
 
     with pytest.raises(MetricError, match=r"plugin 'broken' \(fake_plugin_module:broken\) failed to import: No module named"):
+        registry.lookup("metric", "test_registry_absent")
+
+
+# --- broken plugins (review fix 4) ---------------------------------------------------
+# Before the fix, _load_plugins raised on the first broken entry point: every lookup miss
+# (and names()) raised that plugin's error, and since the kind was already marked loaded,
+# the plugins after it were never imported at all.
+
+
+def _register_on_load(metric_name: str):
+    def load() -> None:
+        @metric(metric_name)
+        def factory():
+            return lambda output, item: Score(1.0)
+
+    return load
+
+
+def _broken(message: str = "No module named 'torchvision'", exc_type: type[Exception] = ImportError):
+    def load() -> None:
+        raise exc_type(message)
+
+    return load
+
+
+def test_broken_plugin_does_not_stop_the_plugins_after_it(monkeypatch):
+    broken = FakeEntryPoint("broken", _broken())
+    good = FakeEntryPoint("good", _register_on_load("test_registry_good_plugin"))
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: [broken, good])
+
+    entry = registry.lookup("metric", "test_registry_good_plugin")
+
+    assert entry.name == "test_registry_good_plugin"
+    assert (broken.loads, good.loads) == (1, 1)
+
+
+def test_lookup_miss_lists_known_names_and_names_the_broken_plugin(monkeypatch):
+    broken = FakeEntryPoint("broken", _broken())
+    good = FakeEntryPoint("good", _register_on_load("test_registry_good_plugin"))
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: [broken, good])
+
+    with pytest.raises(MetricError) as info:
+        registry.lookup("metric", "test_registry_absent")
+
+    known = ", ".join(sorted([*BUILTINS, "test_registry_good_plugin"]))
+    assert str(info.value) == (
+        f"unknown metric 'test_registry_absent'; known metrics: {known}; "
+        "plugin 'broken' (fake_plugin_module:broken) failed to import: No module named 'torchvision'; "
+        "fix or uninstall it"
+    )
+
+
+def test_every_broken_plugin_is_named_in_entry_point_order(monkeypatch):
+    eps = [
+        FakeEntryPoint("zeta", _broken()),
+        FakeEntryPoint("alpha", _broken("bad config", RuntimeError)),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: eps)
+
+    with pytest.raises(MetricError) as info:
+        registry.lookup("metric", "test_registry_absent")
+
+    message = str(info.value)
+    assert "plugin 'zeta' (fake_plugin_module:zeta) failed to import: No module named 'torchvision'" in message
+    assert "plugin 'alpha' (fake_plugin_module:alpha) failed to import: RuntimeError: bad config" in message
+    assert message.index("'zeta'") < message.index("'alpha'")
+
+
+def test_names_does_not_raise_for_a_broken_plugin(monkeypatch):
+    broken = FakeEntryPoint("broken", _broken())
+    good = FakeEntryPoint("good", _register_on_load("test_registry_good_plugin"))
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: [broken, good])
+
+    assert registry.names("metric") == sorted([*BUILTINS, "test_registry_good_plugin"])
+
+
+def test_broken_plugin_is_tried_once_and_still_reported_on_later_misses(monkeypatch):
+    broken = FakeEntryPoint("broken", _broken())
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: [broken])
+
+    for _ in range(3):
+        with pytest.raises(MetricError, match=r"plugin 'broken' .* failed to import"):
+            registry.lookup("metric", "test_registry_absent")
+
+    assert broken.loads == 1
+    assert registry.lookup("metric", "json_valid").name == "json_valid"
+
+
+def test_lookup_miss_without_broken_plugins_mentions_none(monkeypatch):
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: [FakeEntryPoint("fine", lambda: None)])
+
+    with pytest.raises(MetricError) as info:
+        registry.lookup("metric", "test_registry_absent")
+
+    assert "plugin" not in str(info.value)
+
+
+def test_unreadable_entry_points_do_not_break_names(monkeypatch):
+    def unreadable(*, group: str) -> list[Any]:
+        raise OSError("bad METADATA")
+
+    monkeypatch.setattr(registry, "entry_points", unreadable)
+
+    assert registry.names("metric") == BUILTINS
+    with pytest.raises(MetricError, match=r"could not be read: OSError: bad METADATA"):
         registry.lookup("metric", "test_registry_absent")

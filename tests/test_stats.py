@@ -17,6 +17,7 @@ from statsmodels.stats.multitest import multipletests
 import evalkit.stats as stats_module
 from evalkit.stats import (
     DEFAULT_DISCORDANT_RATE,
+    MIN_EFFECTIVE_N,
     PairedStats,
     compare_paired,
     holm,
@@ -235,18 +236,23 @@ def test_bootstrap_ci_coverage_under_null() -> None:
 
 
 @pytest.mark.parametrize(
-    ("f2p_rate", "p2f_rate"),
-    [(0.3, 0.2), (0.5, 0.1), (0.05, 0.05)],
+    ("f2p_rate", "p2f_rate", "upper"),
+    [(0.3, 0.2, 0.98), (0.5, 0.1, 0.98), (0.05, 0.05, 0.995)],
     ids=["null-delta-0", "delta-0.14", "rare-flips"],
 )
-def test_binary_ci_coverage(f2p_rate: float, p2f_rate: float) -> None:
+def test_binary_ci_coverage(f2p_rate: float, p2f_rate: float, upper: float) -> None:
     """Binary CI (Newcombe square-and-add) covers the true delta ~95% of the time.
 
     400 simulated paired binary datasets of n=60: base ~ Bernoulli(0.6);
     an item flips 0->1 with prob ``f2p_rate`` and 1->0 with prob
     ``p2f_rate``, so the true delta is 0.4*f2p_rate - 0.6*p2f_rate. Binomial
     SE at 400 simulations is ~1.1pp; tolerance +/-3pp -> [0.92, 0.98].
-    Deterministic via a fixed seed.
+    "rare-flips" allows up to 0.995: about 5% of its datasets have no
+    discordant pair at all, and Newcombe -- used since the review fix even
+    when all pairs agree, instead of the old [0, 0] point -- is conservative
+    there (its +/-0.06 interval at n=60 always covers the true -0.01; ~0.99
+    overall, Fagerland et al. 2014 report the same over-coverage at low
+    discordance). Deterministic via a fixed seed.
     """
     rng = np.random.default_rng(4242)
     n, p_base, n_sims, hits = 60, 0.6, 400, 0
@@ -258,7 +264,7 @@ def test_binary_ci_coverage(f2p_rate: float, p2f_rate: float) -> None:
         res = compare_paired(base, adapter)
         assert res.test == "mcnemar-exact"
         hits += res.ci_low <= true_delta <= res.ci_high
-    assert 0.92 <= hits / n_sims <= 0.98
+    assert 0.92 <= hits / n_sims <= upper
 
 
 def test_bootstrap_p_is_small_for_clear_shift_and_large_for_none() -> None:
@@ -325,10 +331,64 @@ def test_compare_paired_clustered_t_is_wider_than_plain_t() -> None:
 
 def test_compare_paired_binary_with_clusters_uses_cluster_bootstrap() -> None:
     base, adapter = _binary_pairs(30, 20, 10, 20)
-    labels = [i // 4 for i in range(base.size)]
+    labels = [i // 2 for i in range(base.size)]  # 40 clusters >= MIN_EFFECTIVE_N
     res = compare_paired(base, adapter, clusters=labels, n_resamples=2000)
     assert res.clustered and res.test == "bootstrap"
     assert (res.fail_to_pass, res.pass_to_fail) == (20, 10)
+
+
+def _clustered_binary_null(
+    rng: np.random.Generator, n_clusters: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paired pass/fail data with within-cluster correlation and true delta 0.
+
+    Cluster g has 2-9 items (uneven sizes), a base pass rate p_g ~
+    Beta(0.3, 0.3) (most clusters nearly all-pass or all-fail) and a flip
+    rate r_g ~ Uniform(0, 1); each item passes for the base with prob p_g
+    and the adapter flips it with prob r_g. Items of a cluster share p_g and
+    r_g, so their differences are strongly correlated (a cluster with high
+    p_g mostly loses, one with low p_g mostly gains). The expected
+    difference is E[r_g (1 - 2 p_g)] = E[r_g] * 0 = 0, whatever the sizes.
+    """
+    sizes = rng.integers(2, 10, size=n_clusters)
+    codes = np.repeat(np.arange(n_clusters), sizes)
+    p_base = rng.beta(0.3, 0.3, size=n_clusters)[codes]
+    flip = rng.uniform(size=n_clusters)[codes]
+    base = (rng.random(codes.size) < p_base).astype(float)
+    flipped = rng.random(codes.size) < flip
+    adapter = np.where(flipped, 1.0 - base, base)
+    return base, adapter, codes
+
+
+def test_cluster_bootstrap_coverage_for_clustered_binary_null() -> None:
+    """Review fix 3: the cluster bootstrap the shipped suite uses had no coverage test.
+
+    300 simulated datasets shaped like the shipped suite: 40 clusters of
+    uneven size (2-9 items, ~220 items), pass/fail values with
+    within-cluster correlation (see ``_clustered_binary_null``), true
+    delta 0. compare_paired must pick the cluster bootstrap (40 clusters >=
+    MIN_EFFECTIVE_N) and its 95% CI must cover 0 in [0.90, 0.98] of them.
+    The binomial SE of the estimate at 300 simulations is ~1.3pp; the lower
+    bound is 5pp under nominal because percentile cluster bootstraps with
+    ~40 clusters are known to under-cover slightly (the resampled cluster
+    totals understate the between-cluster variance by (G-1)/G and the
+    percentile interval uses no t correction; Cameron & Miller 2015, sec.
+    VI). Observed: 0.92-0.95 over ten other seeds. To show the data really
+    need clustering, the same datasets' item bootstrap (clusters ignored)
+    must under-cover (< 0.85; observed 0.71-0.77). 1000 resamples per
+    dataset keep it under a second. Seeded.
+    """
+    rng = np.random.default_rng(20240917)
+    n_sims, hits, item_hits = 300, 0, 0
+    for sim in range(n_sims):
+        base, adapter, codes = _clustered_binary_null(rng, 40)
+        res = compare_paired(base, adapter, clusters=codes, n_resamples=1000, seed=sim)
+        assert res.test == "bootstrap" and res.clustered
+        hits += res.ci_low <= 0.0 <= res.ci_high
+        lo, hi = paired_bootstrap_ci(base, adapter, n_resamples=1000, rng=np.random.default_rng(sim))
+        item_hits += lo <= 0.0 <= hi
+    assert 0.90 <= hits / n_sims <= 0.98
+    assert item_hits / n_sims < 0.85
 
 
 def test_clusters_emptied_by_nan_dropping_do_not_count() -> None:
@@ -382,15 +442,154 @@ def test_compare_paired_n1(base: list[float], adapter: list[float]) -> None:
     assert res.underpowered is True
 
 
+# Review fix 1: identical pairs must not look like certain "no difference".
+
+
 @pytest.mark.parametrize("method", ["auto", "bootstrap", "t"])
 @pytest.mark.parametrize(
-    "values", [[0.2, 0.5, 0.9, 0.1], [1.0, 0.0, 1.0, 1.0, 0.0], [3.0, 3.0, 3.0]]
+    ("values", "binary"),
+    [([0.2, 0.5, 0.9, 0.1], None), ([1.0, 0.0, 1.0, 1.0, 0.0], False), ([3.0, 3.0, 3.0], None)],
 )
-def test_compare_paired_all_identical_pairs(values: list[float], method: str) -> None:
-    res = compare_paired(values, values, method=method)  # type: ignore[arg-type]
+def test_compare_paired_all_identical_pairs_at_small_n_has_no_ci(
+    values: list[float], binary: bool | None, method: str
+) -> None:
+    """Fix 1: zero variance in < MIN_EFFECTIVE_N pairs gave CI [0, 0], MDE 0, underpowered False."""
+    res = compare_paired(values, values, binary=binary, method=method)  # type: ignore[arg-type]
     assert res.delta == 0.0
+    assert math.isnan(res.ci_low) and math.isnan(res.ci_high)
+    assert res.p_value == 1.0
+    assert res.mde == math.inf
+    assert res.underpowered is True
+
+
+def test_all_identical_pairs_in_two_clusters_are_underpowered() -> None:
+    """Fix 1, the reported case: 4 items in 2 clusters gave MDE 0.0, underpowered False.
+
+    A non-inferiority gate (``ci_low > -margin``) must not pass on such data.
+    """
+    values = [1.0, 0.0, 1.0, 1.0]
+    for binary in (None, False):
+        res = compare_paired(values, values, clusters=["a", "a", "b", "b"], binary=binary)
+        assert res.clustered and res.underpowered is True
+        assert res.mde == math.inf
+        assert math.isnan(res.ci_low) and math.isnan(res.ci_high)
+        assert not res.ci_low > -0.05  # the gate's max_drop check fails on NaN
+        assert res.p_value == 1.0
+
+
+def test_cancelling_clusters_count_as_zero_variance() -> None:
+    """Fix 1: every cluster nets to 0 (CR1 SE 0) although items differ -> same rule."""
+    base = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+    adapter = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]  # clusters: (+1, -1), (+1, -1), (0, 0)
+    res = compare_paired(base, adapter, clusters=[0, 0, 1, 1, 2, 2])
+    assert (res.fail_to_pass, res.pass_to_fail) == (2, 2)
+    assert math.isnan(res.ci_low) and res.mde == math.inf and res.underpowered
+
+
+def test_binary_all_agree_uses_newcombe_at_small_n() -> None:
+    """Fix 1: unclustered pass/fail data where all pairs agree get a wide Newcombe CI, not [0, 0]."""
+    values = [1.0, 0.0, 1.0, 1.0, 0.0]
+    res = compare_paired(values, values)
+    assert res.test == "mcnemar-exact" and res.p_value == 1.0
+    assert (res.ci_low, res.ci_high) == pytest.approx(newcombe_paired_ci(3, 0, 0, 2))
+    assert res.ci_low < -0.3 and res.ci_high > 0.3
+    assert res.underpowered is True
+
+
+def test_binary_all_agree_newcombe_narrows_with_n() -> None:
+    small = compare_paired([1.0, 0.0] * 5, [1.0, 0.0] * 5)
+    big = compare_paired([1.0, 0.0] * 500, [1.0, 0.0] * 500)
+    assert 0.0 < big.ci_high < small.ci_high
+    assert big.ci_low == pytest.approx(-big.ci_high)
+    assert big.underpowered is True  # delta 0 < rule-of-three MDE
+
+
+@pytest.mark.parametrize("method", ["auto", "bootstrap", "t"])
+def test_all_identical_continuous_pairs_at_large_n_give_point_ci(method: str) -> None:
+    """Fix 1: with >= MIN_EFFECTIVE_N pairs, [0, 0] stays, and underpowered follows the rule."""
+    values = np.linspace(0.0, 1.0, MIN_EFFECTIVE_N)
+    res = compare_paired(values, values, method=method)  # type: ignore[arg-type]
     assert (res.ci_low, res.ci_high) == (0.0, 0.0)
     assert res.p_value == 1.0
+    assert res.mde == 0.0
+    assert res.underpowered is False
+
+
+def test_all_identical_clustered_binary_at_large_g_keeps_a_rule_of_three_mde() -> None:
+    """Fix 1: 40 agreeing clusters -> CI [0, 0] but MDE > 0, so still underpowered (as unclustered)."""
+    values = np.tile([1.0, 0.0, 1.0, 1.0, 0.0], 40)
+    labels = np.repeat(np.arange(40), 5)
+    res = compare_paired(values, values, clusters=labels)
+    assert res.test == "bootstrap"
+    assert (res.ci_low, res.ci_high) == (0.0, 0.0)
+    assert res.mde == pytest.approx(mde_binary(40, 0.0))
+    assert res.underpowered is True
+
+
+# Review fix 2: the percentile bootstrap was overconfident at tiny n.
+
+
+def test_rounding_noise_counts_as_constant_differences() -> None:
+    """Fix 2: 0.6-0.1 and 0.7-0.2 (0.5 vs 0.49999999999999994) skipped the exact-constant check."""
+    base, adapter = [0.1, 0.2], [0.6, 0.7]
+    assert stats_module._is_constant(np.subtract(adapter, base))
+    lo, hi = paired_bootstrap_ci(base, adapter, n_resamples=500, rng=np.random.default_rng(0))
+    assert lo == hi == pytest.approx(0.5)
+    assert paired_t(base * 15, adapter * 15) == pytest.approx((0.5, 0.5, 0.0))
+
+
+@pytest.mark.parametrize("adapter", [[0.6, 0.7], [0.6, 0.9]], ids=["rounding-noise", "exact"])
+def test_two_equal_differences_are_not_significant(adapter: list[float]) -> None:
+    """Fix 2, the reported case: differences [0.5, 0.5] gave p = 0.0002 and MDE ~1e-16."""
+    res = compare_paired([0.1, 0.2] if adapter[1] == 0.7 else [0.1, 0.4], adapter)
+    assert res.delta == pytest.approx(0.5)
+    assert res.test == "paired-t"
+    assert res.p_value == 1.0
+    assert math.isnan(res.ci_low) and math.isnan(res.ci_high)
+    assert res.mde == math.inf and res.underpowered is True
+
+
+def test_small_n_continuous_auto_uses_paired_t() -> None:
+    """Fix 2: below MIN_EFFECTIVE_N pairs, auto uses the paired t (matches scipy), not the bootstrap."""
+    base, adapter = _continuous_pairs(12, 1.5, seed=21)
+    res = compare_paired(base, adapter)
+    ref = sps.ttest_rel(adapter, base)
+    ref_ci = ref.confidence_interval(confidence_level=0.95)
+    assert res.test == "paired-t"
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-10)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ref_ci.low, ref_ci.high), rel=1e-10)
+    assert res.p_value < 0.01 and abs(res.delta) > res.mde
+    assert res.underpowered is True  # n < MIN_EFFECTIVE_N, whatever delta
+
+
+def test_effective_n_threshold_switches_method() -> None:
+    base, adapter = _continuous_pairs(MIN_EFFECTIVE_N, 0.2, seed=22)
+    assert compare_paired(base[:-1], adapter[:-1], n_resamples=500).test == "paired-t"
+    assert compare_paired(base, adapter, n_resamples=500).test == "bootstrap"
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_few_clusters_auto_uses_cr1_t(binary: bool) -> None:
+    """Fix 2: with < MIN_EFFECTIVE_N clusters, auto uses CR1 t with G-1 df, also for binary data."""
+    rng = np.random.default_rng(23)
+    if binary:
+        base, adapter, codes = _clustered_binary_null(rng, 20)
+        labels = list(codes)
+    else:
+        base, adapter, labels = _clustered_pairs(20, 6, seed=23)
+    res = compare_paired(base, adapter, clusters=labels)
+    assert res.test == "paired-t" and res.clustered
+    assert (res.ci_low, res.ci_high, res.p_value) == pytest.approx(
+        paired_t(base, adapter, clusters=labels), rel=1e-12
+    )
+    assert res.underpowered is True
+
+
+def test_explicit_bootstrap_at_small_n_is_kept_but_flagged() -> None:
+    base, adapter = _continuous_pairs(10, 2.0, seed=24)
+    res = compare_paired(base, adapter, method="bootstrap", n_resamples=500)
+    assert res.test == "bootstrap"
+    assert res.underpowered is True
 
 
 def test_compare_paired_drops_nan_pairs() -> None:

@@ -236,3 +236,14 @@ def test_sampling_decoding_includes_temperature_top_p_and_seed():
 
 def test_batch_size_is_not_part_of_decoding():
     assert GenerationSpec(batch_size=4).decoding() == GenerationSpec(batch_size=32).decoding()
+
+
+def test_suite_gate_section_is_validated_when_the_suite_loads(make_suite):
+    """Regression: a typo in the suite's gate: section only failed at `evalkit gate`, after the whole run."""
+    path = make_suite()
+    path.write_text(path.read_text() + "gate:\n  rules:\n    - {metric: formatt, min_delta: 0.1}\n")
+    with pytest.raises(SuiteError, match=r"gate.rules\[0\].metric: 'formatt' is not a metric"):
+        load_suite(path)
+    path.write_text(path.read_text().replace("metric: formatt, min_delta", "metric: format, min_deltaa"))
+    with pytest.raises(SuiteError, match="gate"):
+        load_suite(path)

@@ -21,6 +21,7 @@ file parameters can be given relative to the suite.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,11 @@ class Metric:
             return Score.failed(f"{type(exc).__name__}: {exc}")
         if not isinstance(result, Score):
             return Score.failed(f"metric returned {type(result).__name__}, expected Score")
+        if result.value is not None:
+            if not math.isfinite(result.value):
+                return Score.failed(f"metric returned a non-finite value {result.value}", result.detail)
+            if self.binary and result.value not in (0.0, 1.0):
+                return Score.failed(f"pass/fail metric returned {result.value}, expected 0 or 1", result.detail)
         return result
 
 

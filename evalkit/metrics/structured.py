@@ -24,7 +24,7 @@ __all__ = ["field_match", "json_schema", "json_valid"]
 
 @metric("json_valid", binary=True)
 def json_valid() -> Scorer:
-    """1 when the answer contains a JSON value (see the extraction rule), else 0."""
+    """1 when the answer contains a JSON object or array (see the extraction rule), else 0."""
 
     def score(output: str, item: Item) -> Score:
         try:
@@ -61,7 +61,7 @@ def json_schema(schema: str | dict[str, Any], *, base_dir: Path) -> Scorer:
             answer = extract_json(output)
         except NoJSON as exc:
             return Score(0.0, detail=str(exc))
-        error = jsonschema.exceptions.best_match(validator.iter_errors(answer))
+        error = next(validator.iter_errors(answer), None)  # the first error, in the validator's order
         if error is None:
             return Score(1.0)
         return Score(0.0, detail=f"{json_path(['$', *error.absolute_path])}: {error.message}")

@@ -86,7 +86,10 @@ def resolve_adapter(arg: str, *, allow_pickle: bool = False) -> AdapterRef:
             raise AdapterError(f"adapter {raw!r}: no adapter_model.safetensors; the adapter has no weights")
     weights = st if st.exists() else pt
     record_path = path / TRAIN_RECORD
-    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    try:
+        record = json.loads(record_path.read_text()) if record_path.exists() else None
+    except json.JSONDecodeError as exc:
+        raise AdapterError(f"{record_path}: not valid JSON ({exc.msg}); delete it or restore it from training") from None
     return AdapterRef(
         name=name or _arm_name(path.resolve()),
         path=path.resolve(),
@@ -113,7 +116,7 @@ def _adapter_shapes(adapter: AdapterRef) -> dict[str, tuple[int, ...]]:
         return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
 
 
-_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+?)\.lora_(?P<which>A|B|embedding_A|embedding_B)(?:\.[^.]+)?\.weight$")
+_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+?)\.lora_(?P<which>A|B|embedding_A|embedding_B)(?:\.[^.]+)?(?:\.weight)?$")
 
 
 def check_compatible(
@@ -130,10 +133,8 @@ def check_compatible(
         AdapterError: naming the first mismatch found.
     """
     where = f"adapter {adapter.name!r} ({adapter.path})"
-    if not shapes:
-        return
     tied = "lm_head.weight" not in shapes and "model.embed_tokens.weight" in shapes
-    for key, shape in _adapter_shapes(adapter).items():
+    for key, shape in (_adapter_shapes(adapter) if shapes else {}).items():  # no safetensors base: peft checks at load
         m = _LORA_KEY.match(key)
         if m:
             module, which = m.group("module"), m.group("which")

@@ -64,7 +64,7 @@ class Backend(Protocol):
         """Generate one completion per prompt in ``arm`` with the given decoding parameters."""
 
 
-def default_batch_size(device: str) -> int:
+def default_batch_size() -> int:
     """32: on a 2-core CPU a two-arm run was 1.4× faster than at 16 (benchmarks/bench_run.py); on CUDA too."""
     return 32
 
@@ -74,6 +74,8 @@ def _resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: no CUDA device is available here; use --device cpu (or auto)")
     return device
 
 
@@ -129,6 +131,14 @@ class HFBackend:
     def template_hash(self) -> str:
         return sha256_text(self.tokenizer.chat_template or "")
 
+    def _stop_ids(self) -> list[int]:
+        """End-of-turn ids: the model's generation_config list (e.g. <|eot_id|>, <end_of_turn>) and the tokenizer's eos."""
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        ids = list(configured) if isinstance(configured, (list, tuple)) else ([configured] if configured is not None else [])
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
+            ids.append(self.tokenizer.eos_token_id)
+        return ids
+
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
 
@@ -142,7 +152,7 @@ class HFBackend:
             torch.manual_seed(int(gen_kwargs.pop("seed", 0)))
         else:
             gen_kwargs.pop("seed", None)
-        eos = tok.convert_tokens_to_ids(tok.eos_token) if tok.eos_token else None
+        eos = self._stop_ids()
         with torch.inference_mode():
             if arm == "base" and self._adapters:
                 with model.disable_adapter():
@@ -156,8 +166,9 @@ class HFBackend:
         results = []
         for row, plen in zip(out[:, width:].tolist(), prompt_lens):
             n = len(row)
-            if eos is not None and eos in row:
-                n = row.index(eos) + 1
+            stop = next((i for i, t in enumerate(row) if t in eos), None)
+            if stop is not None:
+                n = stop + 1
             results.append(BackendOutput(text=tok.decode(row[:n], skip_special_tokens=True).strip(), prompt_tokens=int(plen), completion_tokens=n))
         return results
 

@@ -38,7 +38,7 @@ class ResolvedModel:
     path: Path
     """Local directory with config, tokenizer and safetensors weights."""
     fingerprint: str
-    """sha256 over the config and weight files' contents."""
+    """sha256 over the config, tokenizer, generation config and weight files' contents."""
     source: str
     """``embedded``, ``local`` or ``hub``."""
 
@@ -47,6 +47,11 @@ class ResolvedModel:
         """Names this model may appear under in an adapter's ``base_model_name_or_path``."""
         names = {self.spec.lower(), self.path.name.lower(), self.spec.rsplit("/", 1)[-1].lower()}
         return names
+
+
+MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "chat_template.jinja", "tokenizer.model")
+"""Files besides the weights that change a model's outputs: all go into its fingerprint."""
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -62,7 +67,7 @@ def fingerprint_dir(path: Path, pattern_files: list[Path] | None = None) -> str:
     """
     import hashlib
 
-    files = pattern_files if pattern_files is not None else [p for p in [path / "config.json"] if p.exists()] + _weight_files(path)
+    files = pattern_files if pattern_files is not None else [path / n for n in MODEL_FILES if (path / n).exists()] + _weight_files(path)
     if not files:
         raise ModelError(f"{path}: no model files to fingerprint (expected config.json and *.safetensors)")
     stat_key = sha256_text(json.dumps([[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]))

@@ -63,8 +63,9 @@ def delta_table(summary: Summary) -> str:
     rows = [head, sep]
     for arm in arms:
         for d in (d for d in summary.deltas if d.arm == arm):
-            cells = [fmt_num(summary.means[summary.reference][d.metric])]
-            cells += [fmt_num(summary.means[a][d.metric]) if a == arm else "" for a in arms]
+            # paired means (items scored in both arms), so that reference + Δ = arm in every row
+            cells = [fmt_num(d.reference_mean)]
+            cells += [fmt_num(d.arm_mean) if a == arm else "" for a in arms]
             mark = (" ▲" if d.delta > 0 else " ▼") if d.significant else ""
             delta = f"**{fmt_num(d.delta, True)}**{mark}" if d.significant else fmt_num(d.delta, True)
             ci = f"[{fmt_num(d.ci_low, True)}, {fmt_num(d.ci_high, True)}]"
@@ -85,10 +86,16 @@ def _notes(summary: Summary, warnings: list[str]) -> list[str]:
     notes = [f"⚠️ {w}" for w in warnings]
     for d in summary.deltas:
         if d.n and d.underpowered and not d.significant:
-            notes.append(
-                f"ℹ️ **{d.metric}** ({d.arm}): Δ {d.delta:+.3f} is smaller than the minimum detectable effect "
-                f"({d.mde:.3f} at 80% power, n={d.n}); this n cannot tell it from noise."
-            )
+            if math.isfinite(d.mde) and abs(d.delta) < d.mde:
+                notes.append(
+                    f"ℹ️ **{d.metric}** ({d.arm}): Δ {d.delta:+.3f} is smaller than the minimum detectable effect "
+                    f"({d.mde:.3f} at 80% power, n={d.n}); this n cannot tell it from noise."
+                )
+            else:
+                notes.append(
+                    f"ℹ️ **{d.metric}** ({d.arm}): n={d.n} is too few items (or clusters) to tell a Δ of {d.delta:+.3f} "
+                    f"from noise; add items before trusting this row."
+                )
         errs = d.reference_errors + d.arm_errors
         if errs:
             notes.append(f"⚠️ **{d.metric}** could not score {errs} outputs ({d.reference}: {d.reference_errors}, {d.arm}: {d.arm_errors}); see the error column of scores.csv.")
@@ -107,8 +114,19 @@ def _code(text: str) -> str:
 def _flips_section(summary: Summary, generations: list[dict[str, Any]]) -> list[str]:
     by_key = {(g["arm"], g["item_id"]): g for g in generations}
     groups: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: {"fail→pass": [], "pass→fail": []})
+    breadth: dict[tuple[str, str, str], int] = defaultdict(int)  # (arm, item, direction) → metrics flipped that way
     for f in summary.flips:
         groups[(f.arm, f.metric)][f.direction].append(f.item_id)
+        breadth[(f.arm, f.item_id, f.direction)] += 1
+
+    def prompt_len(arm: str, item_id: str) -> int:
+        g = by_key.get((arm, item_id))
+        return sum(len(m["content"]) for m in g.get("messages", [])) if g else 0
+
+    # The most telling examples first: items that flipped on the most metrics the same way, then the shortest to read.
+    for (arm, _), dirs in groups.items():
+        for direction, ids in dirs.items():
+            ids.sort(key=lambda i: (-breadth[(arm, i, direction)], prompt_len(arm, i), i))
     if not groups:
         return ["No item changed pass/fail between arms."]
     out = []

@@ -24,10 +24,13 @@ def forest_plot(summary: Summary, path: Path) -> Path | None:
     labels = []
     for y, d in enumerate(reversed(rows)):
         color = ("#1a7f37" if d.delta > 0 else "#cf222e") if d.significant else "#57606a"
-        lo = d.ci_low if not math.isnan(d.ci_low) else d.delta
-        hi = d.ci_high if not math.isnan(d.ci_high) else d.delta
-        ax.errorbar(d.delta, y, xerr=[[d.delta - lo], [hi - d.delta]], fmt="o", color=color, capsize=4, markersize=6)
-        ax.annotate(f"{d.delta:+.3f}", (d.delta, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color=color)
+        if math.isnan(d.ci_low) or math.isnan(d.ci_high):  # no CI: a hollow point, labelled, never a confident dot
+            ax.plot(d.delta, y, "o", markerfacecolor="white", markeredgecolor=color, markersize=7)
+            label = f"{d.delta:+.3f} (no CI: n too small)"
+        else:
+            ax.errorbar(d.delta, y, xerr=[[d.delta - d.ci_low], [d.ci_high - d.delta]], fmt="o", color=color, capsize=4, markersize=6)
+            label = f"{d.delta:+.3f}"
+        ax.annotate(label, (d.delta, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color=color)
         labels.append(d.metric if len({r.arm for r in rows}) == 1 else f"{d.metric} · {d.arm}")
     ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(rows)), labels)

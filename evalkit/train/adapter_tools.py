@@ -12,6 +12,7 @@ numerically that merged and unmerged logits agree on a few prompts.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,9 @@ def inspect_adapter(path: str | Path, *, base: str | None = None, max_lora_rank:
     """
     ref = resolve_adapter(str(path), allow_pickle=allow_pickle)
     cfg = ref.config
-    r = int(cfg.get("r", 0))
+    r = int(cfg.get("r") or 0)
+    if r < 1:
+        raise AdapterError(f"{ref.path / 'adapter_config.json'}: r is {cfg.get('r')!r}; a LoRA adapter needs a rank r >= 1")
     alpha = float(cfg.get("lora_alpha", r))
     max_rank = max([r, *map(int, (cfg.get("rank_pattern") or {}).values())])
     rslora = bool(cfg.get("use_rslora"))
@@ -104,6 +107,7 @@ def _parameters(ref: AdapterRef) -> int:
 @dataclass(frozen=True)
 class MergeResult:
     out_dir: Path
+    """Where the merged model was written (only when ``agree``)."""
     max_abs_diff: float
     """Largest |merged − unmerged| logit over the check prompts."""
     max_logit: float
@@ -136,6 +140,9 @@ def merge_adapter(path: str | Path, out: str | Path, *, base: str, quantize: str
     from transformers import AutoModelForCausalLM
 
     ref = resolve_adapter(str(path), allow_pickle=allow_pickle)
+    out = Path(out).resolve()
+    if out == ref.path or (out.exists() and any(out.iterdir())):
+        raise AdapterError(f"--out {out}: must be a new or empty folder (not the adapter's own); choose another path")
     model_ref = resolve_model(base)
     check_compatible(ref, model_ref, base_shapes(model_ref))
     tok = load_tokenizer(model_ref)
@@ -159,10 +166,17 @@ def merge_adapter(path: str | Path, out: str | Path, *, base: str, quantize: str
     if quantized:
         warnings.append("the base is quantized: merging rounds base + adapter back to 4/8 bits, so the merged model "
                         "is not exactly the adapter you evaluated; evaluate the merged model before deploying it")
-    out = Path(out)
-    try:
-        merged.save_pretrained(out)
-        tok.save_pretrained(out)
-    except (OSError, ValueError, NotImplementedError) as exc:
-        raise AdapterError(f"cannot save the merged model to {out}: {str(exc).splitlines()[0]}") from exc
-    return MergeResult(out_dir=out, max_abs_diff=diff, max_logit=scale, agree=diff <= tol, quantized=quantized, warnings=warnings)
+    agree = diff <= tol
+    if agree:  # a merged model that disagrees with the adapter it came from is not written
+        tmp = out.with_name(f".{out.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            merged.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            if out.exists():
+                out.rmdir()
+            tmp.rename(out)
+        except (OSError, ValueError, NotImplementedError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise AdapterError(f"cannot save the merged model to {out}: {str(exc).splitlines()[0]}") from exc
+    return MergeResult(out_dir=out, max_abs_diff=diff, max_logit=scale, agree=agree, quantized=quantized, warnings=warnings)

@@ -36,8 +36,9 @@ def check_target_modules(model: Any, target_modules: str | list[str]) -> None:
     if target_modules == "all-linear":
         return
     valid = linear_module_names(model)
-    all_names = {full for full, _ in model.named_modules()}
-    bad = [t for t in target_modules if t not in valid and not any(n == t or n.endswith("." + t) for n in all_names)]
+    # A full dotted name is accepted only when it names a supported leaf module: peft rejects containers.
+    leaves = {full for full, m in model.named_modules() if full and full.rsplit(".", 1)[-1] in valid and not list(m.children())}
+    bad = [t for t in target_modules if t not in valid and t not in leaves and not any(n.endswith("." + t) for n in leaves)]
     if bad:
         raise TrainError(
             f"lora.target_modules: {', '.join(repr(b) for b in bad)} match no module of this base; "

@@ -11,8 +11,7 @@ default would surprise on a CPU is set here on purpose.
 from __future__ import annotations
 
 import json
-import math
-import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,7 +117,10 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
     if qu.mode != "none":
         load_kwargs["quantization_config"] = quantization_config(qu.mode, qu.compute_dtype, qu.double_quant)
         load_kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(base.path, trust_remote_code=False, **load_kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base.path, trust_remote_code=False, **load_kwargs)
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
+        raise TrainError(f"{config.path}: cannot load base {base.spec!r} (quantization: {qu.mode}): {str(exc).splitlines()[0]}") from exc
     check_target_modules(model, lo.target_modules)
     gradient_checkpointing = (device == "cuda") if tr.gradient_checkpointing == "auto" else bool(tr.gradient_checkpointing)
     if qu.mode != "none":
@@ -144,6 +146,10 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
     checkpoints = out / "checkpoints"
     if resume and _last_checkpoint(checkpoints) is None:
         raise TrainError(f"--resume: no checkpoint under {checkpoints}; train without --resume to start")
+    if not resume and checkpoints.exists():
+        # Checkpoints of an earlier run would be rotated against this run's and picked up by a later --resume.
+        shutil.rmtree(checkpoints)
+        ev.info(f"starting fresh: removed the earlier run's checkpoints in {checkpoints} (use --resume to continue them)")
     args = SFTConfig(
         output_dir=str(checkpoints),
         num_train_epochs=tr.epochs,
@@ -187,7 +193,10 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             ev.step(state.global_step, state.max_steps, losses[-1]["loss"] if losses else None)
 
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=[_Progress()])
+    try:
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=[_Progress()])
+    except (ValueError, TypeError, RuntimeError, KeyError) as exc:  # peft/trl reject a LoRA setting for this model
+        raise TrainError(f"{config.path}: TRL/peft refused the setup: {str(exc).splitlines()[0]}") from exc
     trainer.remove_callback(PrinterCallback)  # with tqdm off, Trainer prints raw log dicts; evalkit shows its own progress
 
     # --- pre-flight: what will train, and for how long
@@ -207,6 +216,9 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
 
     # --- save: the adapter, and a record of how it was made
     trainer.save_model(str(out))
+    # From the trainer's history, which a checkpoint restores: complete across --resume.
+    losses = [{"step": h["step"], "loss": float(h["loss"]), "lr": float(h.get("learning_rate", 0.0))}
+              for h in trainer.state.log_history if "loss" in h]
     record = {
         "version": 1,
         "base": {"spec": base.spec, "fingerprint": base.fingerprint, "source": base.source},

@@ -284,3 +284,14 @@ def test_metric_score_turns_a_non_score_return_into_an_error_score():
 
     assert result.value is None
     assert result.error == "metric returned float, expected Score"
+
+
+def test_pass_fail_metric_returning_a_fraction_is_recorded_as_an_error():
+    """Regression: a plugin declared pass/fail returning 0.5 crashed the statistics after generation."""
+    from evalkit.metrics import Metric
+
+    m = Metric(name="x", type="x", binary=True, scorer=lambda output, item: Score(0.5))
+    score = m.score("out", Item(id="i", row={}))
+    assert score.value is None and "expected 0 or 1" in score.error
+    inf = Metric(name="y", type="y", scorer=lambda output, item: Score(float("inf"))).score("out", Item(id="i", row={}))
+    assert inf.value is None and "non-finite" in inf.error

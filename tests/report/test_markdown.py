@@ -84,3 +84,11 @@ def test_report_formats_md_json_html(tmp_path, capsys):
     assert html.startswith("<!doctype html>") and "<table>" in html and "forest.png" in html
     assert main(["report", str(path), "--format", "html", "--stdout"]) == 0
     assert "<table>" in capsys.readouterr().out
+
+
+def test_table_means_are_paired_so_base_plus_delta_is_the_adapter(tmp_path):
+    """Regression: the table showed each arm's mean over its own items while Δ used paired items."""
+    path = make_run(tmp_path / "run", {"base": {"m": [1, 1, 0]}, "v1": {"m": [1, None, 1]}})
+    write_report(path)
+    row = next(line for line in (path / "report.md").read_text().splitlines() if line.startswith("| m |"))
+    assert row.startswith("| m | 0.500 | 1.000 | +0.500 |")

@@ -56,3 +56,12 @@ def test_merge_agrees_with_unmerged_logits(tiny_adapter, tiny_model_dir, tmp_pat
     assert not res.quantized and not res.warnings
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+def test_merge_refuses_a_non_empty_out_folder(tiny_adapter, tiny_model_dir, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(AdapterError, match="new or empty folder"):
+        merge_adapter(tiny_adapter, tmp_path / "busy", base=str(tiny_model_dir))
+    with pytest.raises(AdapterError, match="new or empty folder"):
+        merge_adapter(tiny_adapter, tiny_adapter, base=str(tiny_model_dir))

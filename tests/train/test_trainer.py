@@ -164,4 +164,10 @@ def test_qlora_nf4_trains_on_cpu_and_is_evaluated_on_the_same_quantized_base(wri
     plain = run_suite(load_suite(make_suite(n=3)), RunOptions(
         base=str(tiny_model.path), adapters=(f"qlora={result.adapter_dir}",), runs_dir=tmp_path / "runs",
         cache_path=tmp_path / "c.sqlite", load=LoadOptions(device="cpu")))
-    assert any("trained on a nf4 base (QLoRA); pass --quantize nf4" in w for w in plain.warnings)
+    assert any("trained on a nf4 base (QLoRA) but is evaluated with --quantize none; pass --quantize nf4" in w for w in plain.warnings)
+
+
+def test_a_container_module_in_target_modules_is_refused_before_training(write_config):
+    """Regression: `mlp` matched as a name suffix, then peft raised inside SFTTrainer with a traceback."""
+    with pytest.raises(TrainError, match="'mlp' match no module"):
+        train(load_train_config(write_config(targets="[q_proj, mlp]")))
