@@ -81,7 +81,7 @@ def main() -> None:
 
     config = load_train_config(REPO / "suites/incident-triage.train.yaml")
     config = replace(config, data_limit=args.examples, eval_suite=None,
-                     training=replace(config.training, max_steps=args.steps, save_steps=10_000))
+                     training=replace(config.training, max_steps=args.steps, save_steps=10_000, logging_steps=1))
     tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-train-"))
     rows = {}
     for name, fn in (("evalkit defaults", run_evalkit), ("TRL defaults", run_trl_defaults)):

@@ -56,7 +56,8 @@ class TrainingSpec:
     completion_only_loss: bool = True
     """Learn the assistant turn only: the prompt is masked out of the loss."""
     gradient_checkpointing: bool | Literal["auto"] = "auto"
-    """auto: only on CUDA, where memory is the limit; on CPU it costs ~30% time and saves nothing needed."""
+    """auto: only on CUDA, where memory is the limit; on CPU it recomputes activations for memory a
+    small model does not need (benchmarks/bench_train.py measures the cost)."""
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """auto: bf16 where the hardware computes it natively (CUDA GPUs that support it, CPUs with
     AVX512-BF16 or AMX), float32 elsewhere. The adapter is saved in float32 either way."""
