@@ -9,6 +9,7 @@ prompts by length so a batch wastes little on padding.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -153,14 +154,14 @@ class HFBackend:
         else:
             gen_kwargs.pop("seed", None)
         eos = self._stop_ids()
-        with torch.inference_mode():
-            if arm == "base" and self._adapters:
-                with model.disable_adapter():
-                    out = model.generate(**enc, pad_token_id=tok.pad_token_id, eos_token_id=eos, **gen_kwargs)
+        arm_ctx: Any = nullcontext()
+        if self._adapters:
+            if arm == "base":
+                arm_ctx = model.disable_adapter()  # the same weights, adapters bypassed
             else:
-                if self._adapters:
-                    model.set_adapter(arm)
-                out = model.generate(**enc, pad_token_id=tok.pad_token_id, eos_token_id=eos, **gen_kwargs)
+                model.set_adapter(arm)
+        with torch.inference_mode(), arm_ctx:
+            out = model.generate(**enc, pad_token_id=tok.pad_token_id, eos_token_id=eos, **gen_kwargs)
         width = enc["input_ids"].shape[1]
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
         results = []

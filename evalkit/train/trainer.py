@@ -113,7 +113,7 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
 
     # --- model: the base, quantized for QLoRA
     precision = _precision(tr.precision, device)
-    load_kwargs: dict[str, Any] = {"dtype": torch.float32 if precision == "float32" else getattr(torch, precision)}
+    load_kwargs: dict[str, Any] = {"dtype": getattr(torch, precision)}
     if qu.mode != "none":
         load_kwargs["quantization_config"] = quantization_config(qu.mode, qu.compute_dtype, qu.double_quant)
         load_kwargs["device_map"] = {"": device}
