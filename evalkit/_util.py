@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ __all__ = [
     "load_yaml",
     "package_schema",
     "quiet_libraries",
+    "versions",
     "sha256_bytes",
     "sha256_text",
     "validate_against",
@@ -127,3 +129,18 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
+
+
+def versions() -> dict[str, str]:
+    """Versions of evalkit and the libraries whose behaviour changes results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from evalkit import __version__
+
+    out = {"evalkit": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "trl", "bitsandbytes"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

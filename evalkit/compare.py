@@ -249,12 +249,14 @@ def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | 
     shared = sorted(ids_a & ids_b)
     if not shared:
         raise RunDirError("the two runs share no item ids; were they run on the same data?")
-    clusters = {g["item_id"]: g.get("cluster") for g in run_a.generations() if g["arm"] == a}
+    gens_a = [g for g in run_a.generations() if g["arm"] == a]
+    gens_b = [g for g in run_b.generations() if g["arm"] == b]
+    clusters = {g["item_id"]: g.get("cluster") for g in gens_a}
     items = [Item(id=i, row={}, cluster=clusters.get(i)) for i in shared]
     scores = [ScoreRow(r.item_id, ref_name, r.metric, r.value, r.error, r.detail) for r in rows_a]
     scores += [ScoreRow(r.item_id, arm_name, r.metric, r.value, r.error, r.detail) for r in rows_b]
-    gens = [Generation(g["item_id"], ref_name, g["text"], 0, 0, 0.0) for g in run_a.generations() if g["arm"] == a]
-    gens += [Generation(g["item_id"], arm_name, g["text"], 0, 0, 0.0) for g in run_b.generations() if g["arm"] == b]
+    gens = [Generation(g["item_id"], ref_name, g["text"], 0, 0, 0.0) for g in gens_a]
+    gens += [Generation(g["item_id"], arm_name, g["text"], 0, 0, 0.0) for g in gens_b]
     summary = summarize(sa.suite, items, scores, metrics, [ref_name, arm_name], gens, reference=ref_name, seed=seed)
     summary.extra["unmatched"] = len(ids_a ^ ids_b)
     ma, mb = run_a.manifest, run_b.manifest

@@ -9,7 +9,7 @@ resumes where it stopped and a repeated run generates nothing.
 from __future__ import annotations
 
 import datetime as _dt
-import platform
+import json
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -17,8 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit import __version__
-from evalkit._util import evalkit_home
+from evalkit._util import evalkit_home, versions
 from evalkit.cache import GenerationCache, cache_key
 from evalkit.compare import Summary, summarize
 from evalkit.data import Renderer, load_items
@@ -239,8 +238,6 @@ def _check_training_match(ad: AdapterRef, template_hash: str, load: LoadOptions,
 
 
 def _model_config(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
@@ -256,19 +253,6 @@ def _new_run_dir(runs_dir: Path, suite_name: str) -> Path:
         path = runs_dir / f"{stamp}-{suite_name}-{n}"
     path.mkdir(parents=True)
     return path
-
-
-def versions() -> dict[str, str]:
-    """Versions of evalkit and the libraries whose behaviour changes results."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"evalkit": __version__, "python": platform.python_version()}
-    for pkg in ("torch", "transformers", "peft", "trl", "bitsandbytes"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def git_commit(path: Path) -> str | None:

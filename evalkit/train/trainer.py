@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit._util import atomic_write, sha256_text
+from evalkit._util import atomic_write, sha256_text, versions
 from evalkit.errors import TrainError
 from evalkit.models.adapters import TRAIN_RECORD
 from evalkit.models.hf import load_tokenizer, quantization_config, render_chat
@@ -183,15 +183,9 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
 
     dataset = Dataset.from_list(examples)
 
-    losses: list[dict[str, float]] = []
-
     class _Progress(TrainerCallback):  # type: ignore[misc]
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
-            if logs and "loss" in logs:
-                losses.append({"step": state.global_step, "loss": float(logs["loss"]), "lr": float(logs.get("learning_rate", 0.0))})
-
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            ev.step(state.global_step, state.max_steps, losses[-1]["loss"] if losses else None)
+            ev.step(state.global_step, state.max_steps, _last(state.log_history, "loss"))
 
     try:
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=[_Progress()])
@@ -208,17 +202,14 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
             f"· optimizer steps: {plan.total_steps} · precision: {precision} · gradient checkpointing: {'on' if gradient_checkpointing else 'off'}")
 
     # --- train
-    try:
-        trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints) if resume else None)
-    except KeyboardInterrupt:
-        raise
+    trainer.train(resume_from_checkpoint=_last_checkpoint(checkpoints) if resume else None)
     wall = time.time() - t0
 
     # --- save: the adapter, and a record of how it was made
     trainer.save_model(str(out))
     # From the trainer's history, which a checkpoint restores: complete across --resume.
-    losses = [{"step": h["step"], "loss": float(h["loss"]), "lr": float(h.get("learning_rate", 0.0))}
-              for h in trainer.state.log_history if "loss" in h]
+    history = trainer.state.log_history
+    losses = [{"step": h["step"], "loss": float(h["loss"]), "lr": float(h.get("learning_rate", 0.0))} for h in history if "loss" in h]
     record = {
         "version": 1,
         "base": {"spec": base.spec, "fingerprint": base.fingerprint, "source": base.source},
@@ -234,17 +225,16 @@ def train(config: TrainConfig, *, resume: bool = False, events: TrainEvents | No
         "optimizer_steps": trainer.state.global_step,
         "loss_curve": losses,
         "final_loss": losses[-1]["loss"] if losses else None,
-        "tokens_seen": int(next((h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h), 0)),
-        "train_runtime_s": round(next((h["train_runtime"] for h in reversed(trainer.state.log_history) if "train_runtime" in h), 0.0), 1),
+        "tokens_seen": int(_last(history, "num_tokens") or 0),
+        "train_runtime_s": round(_last(history, "train_runtime") or 0.0, 1),
         "wall_s": round(wall, 1),
-        "versions": _versions(),
+        "versions": versions(),
     }
     atomic_write(out / TRAIN_RECORD, json.dumps(record, indent=2) + "\n")
     return TrainResult(adapter_dir=out, record=record, plan=plan, trainable=trainable, total=total,
                        final_loss=record["final_loss"], wall_s=wall, loss_curve=losses)
 
 
-def _versions() -> dict[str, str]:
-    from evalkit.runner import versions
-
-    return versions()
+def _last(history: list[dict[str, Any]], key: str) -> Any:
+    """The latest value of ``key`` in the Trainer's log history, or None."""
+    return next((h[key] for h in reversed(history) if key in h), None)
