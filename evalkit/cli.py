@@ -59,7 +59,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.runner import RunOptions, run_suite
     from evalkit.suite import load_suite
 
-    _offline(args.allow_network)
     suite = load_suite(args.suite)
     _announce_conversion(args.base)
     options = RunOptions(
@@ -101,7 +100,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from evalkit.data import Renderer, load_items
     from evalkit.suite import load_suite
 
-    _offline(args.allow_network)
     suite = load_suite(args.suite)
     items = load_items(suite.data, str(suite.path), allow_network=args.allow_network)
     renderer = Renderer(suite.prompt, str(suite.path))
@@ -186,7 +184,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from evalkit.train import TrainEvents, load_train_config, train
 
-    _offline(args.allow_network)
     import datasets
 
     datasets.disable_progress_bars()  # TRL tokenizes with datasets.map; evalkit shows its own progress
@@ -213,7 +210,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_adapter_inspect(args: argparse.Namespace) -> int:
     from evalkit.train.adapter_tools import inspect_adapter
 
-    _offline(False)
     rep = inspect_adapter(args.path, base=args.base, max_lora_rank=args.max_lora_rank, allow_pickle=args.allow_pickle)
     scaling = f"{rep.scaling:g} (alpha/√r, rsLoRA)" if rep.use_rslora else f"{rep.scaling:g} (alpha/r)"
     rows = [
@@ -243,7 +239,6 @@ def cmd_adapter_inspect(args: argparse.Namespace) -> int:
 def cmd_adapter_merge(args: argparse.Namespace) -> int:
     from evalkit.train.adapter_tools import merge_adapter
 
-    _offline(False)
     with err.status("merging and checking logits…"):
         res = merge_adapter(args.path, args.out, base=args.base, quantize=args.quantize, tolerance=args.tolerance, allow_pickle=args.allow_pickle)
     for w in res.warnings:
