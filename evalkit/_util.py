@@ -21,6 +21,7 @@ __all__ = [
     "atomic_write",
     "canonical_json",
     "evalkit_home",
+    "first_line",
     "json_path",
     "load_yaml",
     "package_schema",
@@ -43,6 +44,12 @@ def sha256_text(text: str) -> str:
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: the form evalkit hashes."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` for a foreign exception; libraries' messages run to many lines."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def evalkit_home() -> Path:

@@ -1,7 +1,11 @@
 """The ``evalkit`` command: parse options, call one library function, map the result to an exit code.
 
-Exit codes: 0 ok, 1 gate failed, 2 bad input (one red line, no traceback; ``--debug``
-shows it), 130 interrupted (finished batches are cached; rerun to resume).
+Exit codes (also in ``evalkit --help``):
+    0    ok
+    1    the gate failed (``evalkit gate``), or merged logits disagree (``adapter merge``)
+    2    bad input: one red line naming the file, field or option and the fix
+    3    internal error: a bug in evalkit or a library it calls; one line, ``--debug`` for the traceback
+    130  interrupted: finished batches are cached; run the same command again to resume
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from evalkit import __version__
-from evalkit._util import quiet_libraries
+from evalkit._util import first_line, quiet_libraries
 from evalkit.errors import EvalkitError
 
 __all__ = ["main"]
@@ -38,6 +43,37 @@ def _offline(allow_network: bool) -> None:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (e.g. 0/4: the first of four shards)") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= I < N, e.g. 0/4 … 3/4")
+    return i, n
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -51,28 +87,46 @@ def _positive_int(text: str) -> int:
 # ---------------------------------------------------------------- run
 
 
+def _backend_options(args: argparse.Namespace) -> Any:
+    from evalkit.models import BackendOptions, LoadOptions
+
+    return BackendOptions(
+        load=LoadOptions(dtype=args.dtype, quantize=args.quantize, device=args.device),
+        allow_pickle=args.allow_pickle,
+        allow_network=args.allow_network,
+        allow_base_mismatch=args.allow_base_mismatch,
+        endpoint=args.endpoint,
+        api_key_env=args.api_key_env,
+        concurrency=args.concurrency,
+        timeout_s=args.timeout,
+        max_retries=args.max_retries,
+        tensor_parallel_size=args.tensor_parallel_size,
+        max_model_len=args.max_model_len,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from evalkit.models import LoadOptions
+    from evalkit.report import write_report
     from evalkit.report.markdown import delta_table, headline
     from evalkit.runner import RunOptions, run_suite
     from evalkit.suite import load_suite
 
     suite = load_suite(args.suite)
-    _announce_conversion(args.base)
+    if args.backend in ("hf", "vllm"):
+        _announce_conversion(args.base)
     options = RunOptions(
         base=args.base,
         adapters=tuple(args.adapter or ()),
+        backend=args.backend,
+        backend_options=_backend_options(args),
         runs_dir=Path(args.runs_dir),
         cache_path=Path(args.cache) if args.cache else None,
         use_cache=not args.no_cache,
         batch_size=args.batch_size,
-        load=LoadOptions(dtype=args.dtype, quantize=args.quantize, device=args.device),
         limit=args.limit,
-        allow_pickle=args.allow_pickle,
-        allow_network=args.allow_network,
-        allow_base_mismatch=args.allow_base_mismatch,
+        shard=args.shard,
         seed=args.seed,
     )
     columns = (TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
@@ -85,11 +139,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update(tasks[arm], completed=done)
 
         result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+    report = write_report(result.run_dir)
     s = result.summary
     if len(s.arms) > 1:
         out.print(headline(s).replace("**", ""))
         out.print(delta_table(s), markup=False)
-    out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{result.run_dir / 'report.md'}[/]")
+    out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{escape(str(report))}[/]")
     return 0
 
 
@@ -163,7 +218,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from evalkit.rundir import load_run
 
     run = load_run(args.run_dir)
-    policy = load_policy(args.policy, run.manifest.get("gate"), where=f"{run.manifest['suite']['path']}: gate")
+    policy = load_policy(args.policy, run.manifest.gate, where=f"{run.manifest.suite.path}: gate")
     result = evaluate_gate(run.summary, policy)
     text = gate_markdown(result, run.summary, run.path)
     target = Path(args.out) if args.out else run.path / "gate.md"
@@ -255,11 +310,20 @@ def cmd_adapter_merge(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``error: ...``) and exit code 2, like every other user mistake."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        err.print(f"[bold red]error:[/] {escape(self.prog)}: {escape(message)}; see {escape(self.prog)} --help", soft_wrap=True)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="evalkit",
         description="What did this LoRA adapter change compared with its base model, and is the difference real?",
-        epilog="Exit codes: 0 ok, 1 gate failed (or merged logits disagree), 2 bad input, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 1 gate failed (or merged logits disagree), 2 bad input, 3 internal error "
+        "(a bug; --debug shows the traceback), 130 interrupted.",
     )
     p.add_argument("--version", action="version", version=f"evalkit {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -271,18 +335,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("suite", help="suite YAML file")
     r.add_argument("--base", default="smollm2-135m-instruct", help="alias, local model folder or hub id (default: %(default)s, embedded)")
     r.add_argument("--adapter", action="append", metavar="[NAME=]PATH", help="peft LoRA adapter folder; repeat for several arms")
+    r.add_argument("--backend", default="hf", metavar="NAME",
+                   help="hf (transformers + peft, default), vllm (one vLLM engine, a LoRARequest per adapter) or openai "
+                   "(an OpenAI-compatible server; --base and each --adapter NAME=SERVED are served model names)")
     r.add_argument("--runs-dir", default="runs", help="where run directories are created (default: %(default)s)")
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
     r.add_argument("--batch-size", type=_positive_int, help="generation batch size (default: the suite's, else 32)")
-    r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
-    r.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter")
-    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to generate (default: %(default)s: cuda when available)")
     r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items")
+    r.add_argument("--shard", type=_shard, metavar="I/N", help="evaluate the I-th of N shards of the items (0-based) and write a "
+                   "partial run; join the N partial runs with `evalkit merge`")
     r.add_argument("--seed", type=int, default=0, help="seed for the bootstrap statistics (default: %(default)s)")
-    r.add_argument("--allow-pickle", action="store_true", help="allow adapters stored as pickled adapter_model.bin (can run code)")
-    r.add_argument("--allow-network", action="store_true", help="allow downloading models and datasets")
-    r.add_argument("--allow-base-mismatch", action="store_true", help="use an adapter whose recorded base name differs from --base")
+    local = r.add_argument_group("local weights (--backend hf or vllm)")
+    local.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
+    local.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter (hf)")
+    local.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to generate (default: %(default)s: cuda when available)")
+    local.add_argument("--allow-pickle", action="store_true", help="allow adapters stored as pickled adapter_model.bin (can run code)")
+    local.add_argument("--allow-network", action="store_true", help="allow downloading models and datasets")
+    local.add_argument("--allow-base-mismatch", action="store_true", help="use an adapter whose recorded base name differs from --base")
+    local.add_argument("--tensor-parallel-size", type=_positive_int, default=1, metavar="N", help="vllm: GPUs one engine spans (default: %(default)s)")
+    local.add_argument("--max-model-len", type=_positive_int, metavar="TOKENS", help="vllm: context length to reserve KV cache for (default: the model's)")
+    served = r.add_argument_group("served models (--backend openai)")
+    served.add_argument("--endpoint", metavar="URL", help="the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    served.add_argument("--api-key-env", metavar="VAR", help="name of the environment variable that holds the API key (the key itself is never read from the command line or written anywhere)")
+    served.add_argument("--concurrency", type=_positive_int, default=8, help="requests in flight at once (default: %(default)s)")
+    served.add_argument("--timeout", type=_positive_float, default=120.0, metavar="SECONDS", help="per-request timeout (default: %(default)s)")
+    served.add_argument("--max-retries", type=_non_negative_int, default=4, metavar="N", help="retries after 429, 5xx, timeouts and dropped connections, with backoff honouring Retry-After (default: %(default)s)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite, its data and its templates without running a model")
@@ -342,11 +420,19 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("--tolerance", type=float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
     am.add_argument("--allow-pickle", action="store_true")
     am.set_defaults(func=cmd_adapter_merge)
+    for command in [*sub.choices.values(), *asub.choices.values()]:  # --debug after the command works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return p
 
 
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (already printed as one line)
+        return int(exc.code or 0)
     # huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before anything imports it
     _offline(getattr(args, "allow_network", False))
     quiet_libraries()
@@ -356,10 +442,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             err.print_exception()
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished batches are in the cache; run the same command again to resume")
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not the user's input: say so, and never exit 1 ("gate failed")
+        if args.debug:
+            err.print_exception()
+        err.print(
+            f"[bold red]internal error[/] (not a problem with your input): {escape(first_line(exc))}; "
+            f"rerun with --debug for the traceback and report it",
+            soft_wrap=True,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

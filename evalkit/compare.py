@@ -10,116 +10,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from evalkit.records import Generation, Item, ScoreRow
+from evalkit.records import SUMMARY_VERSION, Flip, Generation, Item, MetricDelta, ScoreRow, Summary
 from evalkit.stats import compare_paired, holm
 
-__all__ = ["SUMMARY_VERSION", "Flip", "MetricDelta", "Summary", "compare_runs", "summarize", "summary_from_dict"]
-
-SUMMARY_VERSION = 1
-
-
-@dataclass(frozen=True)
-class MetricDelta:
-    """One metric, one adapter arm against the reference arm (base), paired by item."""
-
-    metric: str
-    arm: str
-    """The adapter arm."""
-    reference: str
-    """The arm it is compared against (``base``, or run A in ``evalkit compare``)."""
-    binary: bool
-    n: int
-    """Items scored without error in both arms."""
-    reference_mean: float
-    arm_mean: float
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    p_adjusted: float
-    """Holm-adjusted across the metrics of this arm."""
-    test: str
-    fail_to_pass: int | None
-    pass_to_fail: int | None
-    mde: float
-    """Smallest |Δ| this n detects at 80% power (α = 0.05)."""
-    underpowered: bool
-    clustered: bool
-    reference_errors: int
-    arm_errors: int
-
-    @property
-    def significant(self) -> bool:
-        return self.p_adjusted < 0.05
-
-
-@dataclass(frozen=True)
-class Flip:
-    """An item whose pass/fail changed between the reference and an adapter arm."""
-
-    metric: str
-    arm: str
-    item_id: str
-    direction: str
-    """``fail→pass`` or ``pass→fail``."""
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The comparison of a run (``summary.json``)."""
-
-    version: int
-    suite: str
-    reference: str
-    arms: list[str]
-    """All arms, reference first."""
-    metrics: list[str]
-    n_items: int
-    means: dict[str, dict[str, float]]
-    """arm → metric → mean over items scored without error."""
-    errors: dict[str, dict[str, int]]
-    """arm → metric → items the metric could not score."""
-    deltas: list[MetricDelta]
-    flips: list[Flip]
-    identical_outputs: dict[str, float]
-    """adapter arm → share of items whose output equals the reference arm's."""
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def delta(self, metric: str, arm: str) -> MetricDelta | None:
-        return next((d for d in self.deltas if d.metric == metric and d.arm == arm), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and inf become None so summary.json is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _nan(v: Any) -> float:
-    return float("nan") if v is None else float(v)
-
-
-def summary_from_dict(doc: dict[str, Any]) -> Summary:
-    """Rebuild a ``Summary`` from ``summary.json``."""
-    floats = ("reference_mean", "arm_mean", "delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")
-    deltas = [MetricDelta(**{k: (_nan(v) if k in floats else v) for k, v in d.items()}) for d in doc["deltas"]]
-    flips = [Flip(**f) for f in doc["flips"]]
-    means = {a: {m: _nan(v) for m, v in ms.items()} for a, ms in doc["means"].items()}
-    return Summary(**{**doc, "deltas": deltas, "flips": flips, "means": means})
+__all__ = ["compare_runs", "summarize"]
 
 
 def summarize(
@@ -241,8 +139,8 @@ def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | 
 
     a, b = pick(run_a, arm_a, "a"), pick(run_b, arm_b, "b")
     ref_name, arm_name = f"A:{a}", f"B:{b}"
-    metrics_b = {m["name"]: m["binary"] for m in run_b.manifest.get("metrics", [])}
-    metrics = [(m["name"], m["binary"]) for m in run_a.manifest.get("metrics", []) if m["name"] in metrics_b]
+    metrics_b = {m.name for m in run_b.manifest.metrics}
+    metrics = [(m.name, m.binary) for m in run_a.manifest.metrics if m.name in metrics_b]
     rows_a = [r for r in run_a.scores() if r.arm == a]
     rows_b = [r for r in run_b.scores() if r.arm == b]
     ids_a, ids_b = {r.item_id for r in rows_a}, {r.item_id for r in rows_b}
@@ -261,10 +159,11 @@ def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | 
     summary.extra["unmatched"] = len(ids_a ^ ids_b)
     ma, mb = run_a.manifest, run_b.manifest
     checks = {
-        "suite file": (ma["suite"].get("sha256"), mb["suite"].get("sha256")),
-        "base model": (ma["base"].get("fingerprint"), mb["base"].get("fingerprint")),
-        "chat template": (ma.get("chat_template_sha256"), mb.get("chat_template_sha256")),
-        "decoding": (ma.get("decoding"), mb.get("decoding")),
+        "suite file": (ma.suite.sha256, mb.suite.sha256),
+        "base model": (ma.base.fingerprint, mb.base.fingerprint),
+        "chat template": (ma.chat_template_sha256, mb.chat_template_sha256),
+        "decoding": (ma.decoding, mb.decoding),
+        "backend": (ma.backend, mb.backend),
     }
     summary.extra["differences"] = [f"the runs differ in {what}: items with one id may not have seen the same prompt or model"
                                     for what, (x, y) in checks.items() if x != y]

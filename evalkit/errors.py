@@ -5,13 +5,18 @@
     ├── DataError           a data file is missing or a row cannot be rendered
     ├── ModelError          a base model cannot be resolved or loaded
     ├── AdapterError        an adapter is missing, unsafe, or built for another base
+    ├── BackendError        a backend is unknown, misconfigured, or cannot do what was asked
     ├── MetricError         a metric cannot be built from its parameters
     ├── TrainError          the training stage refuses to start or cannot go on
     ├── RunDirError         a run directory is missing or unreadable
     ├── CacheError          the generation cache file cannot be opened or written
-    └── GateError           a gate policy is malformed
+    ├── GateError           a gate policy is malformed
+    ├── JudgeError          a judge is misconfigured (unknown backend, no endpoint, no key variable)
+    └── ForgettingError     a forgetting panel is unknown or its data is not installed
 
-The CLI prints ``str(error)`` as one line and exits with status 2. Errors from
+The CLI prints ``str(error)`` as one line and exits with status 2. Any other
+exception is a bug in evalkit or a library: the CLI prints one line saying so and
+exits with status 3, so CI can tell a crash from a failed gate (1). Errors from
 transformers, peft, trl and bitsandbytes are translated where evalkit calls
 them, with ``raise ... from exc`` so the cause stays available with ``--debug``.
 """
@@ -20,10 +25,13 @@ from __future__ import annotations
 
 __all__ = [
     "AdapterError",
+    "BackendError",
     "CacheError",
     "DataError",
     "EvalkitError",
+    "ForgettingError",
     "GateError",
+    "JudgeError",
     "MetricError",
     "ModelError",
     "RunDirError",
@@ -70,3 +78,15 @@ class CacheError(EvalkitError):
 
 class GateError(EvalkitError):
     """Raised when a gate policy is malformed or names a metric the run does not have."""
+
+
+class BackendError(EvalkitError):
+    """Raised when a backend is unknown, its options do not fit it, or it lacks a capability asked of it."""
+
+
+class JudgeError(EvalkitError):
+    """Raised when a judge cannot be set up: unknown backend, missing endpoint or API key variable, bad rubric."""
+
+
+class ForgettingError(EvalkitError):
+    """Raised when a forgetting panel is unknown, or the package holding its data is not installed."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit._util import load_yaml, package_schema, validate_against
-from evalkit.compare import MetricDelta, Summary
+from evalkit.records import MetricDelta, Summary
 from evalkit.errors import GateError
 from evalkit.report.markdown import fmt_p
 
@@ -78,6 +78,13 @@ def _check(rule: dict[str, Any], d: MetricDelta, alpha: float) -> list[RuleResul
     def add(kind: str, passed: bool, observed: str, required: str, shortfall: float | None) -> None:
         out.append(RuleResult(f"{label}: {kind}", d.arm, d.metric, passed, observed, required, None if passed else shortfall))
 
+    if d.n == 0:  # an unscored metric fails every rule on it: no verdict is not a pass
+        kinds = [f"{k} {rule[k]:g}" for k in ("min_n", "min_delta", "max_drop", "min_value") if k in rule]
+        kinds += ["require_significant"] if rule.get("require_significant") else []
+        observed = f"not scored (errors: {d.reference} {d.reference_errors}, {d.arm} {d.arm_errors})"
+        for kind in kinds:
+            add(kind, False, observed, "a scored metric", None)
+        return out
     if "min_n" in rule:
         add(f"min_n {rule['min_n']}", d.n >= rule["min_n"], f"n = {d.n}", f"n ≥ {rule['min_n']}", float(rule["min_n"] - d.n))
     if "min_delta" in rule:

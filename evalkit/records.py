@@ -1,11 +1,45 @@
-"""Typed records that flow between the layers: items, generations and scores."""
+"""Typed records that flow between the layers and into the run directory.
+
+    Item, Generation, Score, ScoreRow      one example; one output; one metric's verdict; its row in scores.csv
+    MetricDelta, Flip, Summary             the paired comparison (summary.json)
+    Manifest (SuiteInfo, BaseInfo, ...)    what ran, and how (manifest.json)
+
+Records are frozen dataclasses, documented field by field. Files read back from
+disk are checked with :func:`parse_record` (pydantic validates the dataclass), so
+a damaged ``manifest.json`` or ``summary.json`` is one error naming the field.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
-__all__ = ["Generation", "Item", "Score", "ScoreRow"]
+__all__ = [
+    "MANIFEST_VERSION",
+    "SUMMARY_VERSION",
+    "AdapterInfo",
+    "BaseInfo",
+    "Flip",
+    "Generation",
+    "Item",
+    "Manifest",
+    "MetricDelta",
+    "MetricInfo",
+    "RecordError",
+    "Score",
+    "ScoreRow",
+    "ShardInfo",
+    "SuiteInfo",
+    "Summary",
+    "parse_record",
+    "to_json_dict",
+]
+
+MANIFEST_VERSION = 2
+"""manifest.json format (2: the backend's identity replaced ``load``/``device``; shards; typed)."""
+SUMMARY_VERSION = 2
+"""summary.json format (2: per-arm errors and scored counts for every metric; unscored metrics named)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +72,9 @@ class Generation:
     """Wall time of the batch that produced it, divided by the batch size."""
     cached: bool = False
     """True when it came from the generation cache rather than the model."""
+    error: str | None = None
+    """Set when the backend could not produce an output (e.g. an endpoint failing after every retry);
+    every metric then records an error for this item and arm, never a score."""
 
 
 @dataclass(frozen=True)
@@ -71,3 +108,256 @@ class ScoreRow:
     value: float | None
     error: str | None = None
     detail: str = ""
+
+
+# --------------------------------------------------------------------------- the paired comparison
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """One metric, one adapter arm against the reference arm (base), paired by item."""
+
+    metric: str
+    arm: str
+    """The adapter arm."""
+    reference: str
+    """The arm it is compared against (``base``, or run A in ``evalkit compare``)."""
+    binary: bool
+    n: int
+    """Items scored without error in both arms."""
+    reference_mean: float
+    arm_mean: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    """Holm-adjusted across the metrics of this arm."""
+    test: str
+    fail_to_pass: int | None
+    pass_to_fail: int | None
+    mde: float
+    """Smallest |Δ| this n detects at 80% power (α = 0.05)."""
+    underpowered: bool
+    clustered: bool
+    reference_errors: int
+    arm_errors: int
+
+    @property
+    def significant(self) -> bool:
+        return self.p_adjusted < 0.05
+
+
+@dataclass(frozen=True)
+class Flip:
+    """An item whose pass/fail changed between the reference and an adapter arm."""
+
+    metric: str
+    arm: str
+    item_id: str
+    direction: str
+    """``fail→pass`` or ``pass→fail``."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The comparison of a run (``summary.json``)."""
+
+    version: int
+    suite: str
+    reference: str
+    arms: list[str]
+    """All arms, reference first."""
+    metrics: list[str]
+    n_items: int
+    means: dict[str, dict[str, float]]
+    """arm → metric → mean over items scored without error."""
+    errors: dict[str, dict[str, int]]
+    """arm → metric → items the metric could not score."""
+    deltas: list[MetricDelta]
+    flips: list[Flip]
+    identical_outputs: dict[str, float]
+    """adapter arm → share of items whose output equals the reference arm's."""
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def delta(self, metric: str, arm: str) -> MetricDelta | None:
+        return next((d for d in self.deltas if d.metric == metric and d.arm == arm), None)
+
+    def unscored(self, arm: str | None = None) -> list[str]:
+        """Metrics that scored no item in some arm (in ``arm`` or the reference, when ``arm`` is given).
+
+        Such a metric has no mean and no Δ: reports name it as unscored, never as unchanged.
+        """
+        arms = [self.reference, arm] if arm else self.arms
+        return [m for m in self.metrics if any(math.isnan(self.means.get(a, {}).get(m, math.nan)) for a in arms)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _finite(asdict(self))
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and inf become None so summary.json is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def summary_from_dict(doc: dict[str, Any]) -> Summary:
+    """Rebuild a ``Summary`` from ``summary.json`` (null → NaN).
+
+    Raises:
+        RecordError: a field is missing or of the wrong type.
+    """
+    floats = ("reference_mean", "arm_mean", "delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")
+    try:
+        deltas = [{k: (_nan(v) if k in floats else v) for k, v in d.items()} for d in doc["deltas"]]
+        means = {a: {m: _nan(v) for m, v in ms.items()} for a, ms in doc["means"].items()}
+        identical = {a: _nan(v) for a, v in doc["identical_outputs"].items()}
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise RecordError(f"{_describe_exc(exc)}") from None
+    return parse_record(Summary, {**doc, "deltas": deltas, "means": means, "identical_outputs": identical})
+
+
+
+
+# --------------------------------------------------------------------------- the manifest
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    name: str
+    path: str
+    """The suite file, as resolved when the run started."""
+    sha256: str
+    """Hash of the suite file's bytes."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    spec: str
+    """What ``--base`` said (alias, folder, hub id, or served model name)."""
+    path: str | None
+    """The local model folder; None for a served model."""
+    fingerprint: str
+    source: str
+    """embedded, local, hub, served (or fake in tests)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The model's config.json, when local."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    name: str
+    """The arm name."""
+    path: str | None
+    """The adapter folder; None for an adapter served by an endpoint."""
+    fingerprint: str
+    config: dict[str, Any] = field(default_factory=dict)
+    """The LoRA settings that matter when reading results (r, alpha, targets, ...)."""
+    trained_chat_template_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    index: int
+    """0-based shard number."""
+    count: int
+    """How many shards the items were split into."""
+    item_ids: list[str] = field(default_factory=list)
+    """The ids this shard evaluated, in run order."""
+    positions: list[int] = field(default_factory=list)
+    """Each id's position among all the suite's items: ``evalkit merge`` restores the unsharded order."""
+    total: int = 0
+    """Items in the whole suite (after ``--limit``): the shards together must hold exactly these."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ran and how: everything needed to trace and reproduce a run (``manifest.json``)."""
+
+    version: int
+    suite: SuiteInfo
+    base: BaseInfo
+    adapters: list[AdapterInfo]
+    backend: dict[str, Any]
+    """The backend's identity (name, engine version or endpoint, load options, device), as in every cache key."""
+    chat_template_sha256: str
+    decoding: dict[str, Any]
+    batch_size: int
+    metrics: list[MetricInfo]
+    n_items: int
+    generated: int
+    """Generations computed by a model in this run."""
+    cached: int
+    """Generations taken from the cache."""
+    started: str
+    """UTC start time, ISO 8601."""
+    wall_s: float
+    versions: dict[str, str]
+    limit: int | None = None
+    git_commit: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    gate: dict[str, Any] | None = None
+    """The suite's gate policy, if it has one."""
+    shard: ShardInfo | None = None
+    """Set when the run evaluated one shard of the items (``--shard i/n``)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Sections added by optional stages (judges, forgetting), each under its own key."""
+
+    def arms(self) -> list[str]:
+        return ["base", *(a.name for a in self.adapters)]
+
+
+# --------------------------------------------------------------------------- reading records back
+
+
+class RecordError(ValueError):
+    """A record read from disk is missing a field or has one of the wrong type."""
+
+
+R = TypeVar("R")
+
+
+def _describe_exc(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"{exc.args[0]}: field required"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def parse_record(cls: type[R], doc: Any) -> R:
+    """Validate ``doc`` (parsed JSON) as a ``cls`` record and build it.
+
+    Raises:
+        RecordError: naming the first bad field as a dotted path, e.g. ``adapters.0.fingerprint: Field required``.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(cls).validate_python(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise RecordError(f"{where}: {first['msg']}") from None
+
+
+def to_json_dict(record: Any) -> dict[str, Any]:
+    """A record as a JSON-ready dict; NaN and infinities become null (strict JSON)."""
+    return _finite(asdict(record))

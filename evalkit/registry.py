@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from evalkit.errors import MetricError
+from evalkit.errors import EvalkitError, MetricError
 
 __all__ = ["Entry", "lookup", "names", "register"]
 
@@ -81,12 +81,13 @@ def _load_plugins(kind: str) -> None:
     _PLUGINS_LOADED.add(kind)
 
 
-def lookup(kind: str, name: str) -> Entry:
+def lookup(kind: str, name: str, error: type[EvalkitError] = MetricError) -> Entry:
     """Return the entry for ``(kind, name)``.
 
     Raises:
-        MetricError: when nothing of that kind has that name; the message lists the names that exist
-            and every plugin of that kind that failed to import (it may be the one providing ``name``).
+        error: when nothing of that kind has that name (``MetricError`` unless given); the message lists
+            the names that exist and every plugin of that kind that failed to import (it may be the one
+            providing ``name``).
     """
     if (kind, name) not in _REGISTRY:
         _load_plugins(kind)
@@ -98,7 +99,7 @@ def lookup(kind: str, name: str) -> Entry:
         failures = _PLUGIN_FAILURES.get(kind, {})
         if failures:
             message += "; " + "; ".join(failures.values())
-        raise MetricError(message) from None
+        raise error(message) from None
 
 
 def names(kind: str) -> list[str]:

@@ -1,14 +1,16 @@
 """The run directory: what a run writes and how to read it back.
 
     runs/<YYYYmmdd-HHMMSS>-<suite>/
-      manifest.json      what ran: suite hash, model/adapter fingerprints, template hash, versions, decoding
-      generations.jsonl  one line per item × arm: messages, output, token counts, latency
+      manifest.json      what ran (records.Manifest): suite hash, model/adapter fingerprints, backend, decoding, versions
+      generations.jsonl  one line per item × arm: messages, output, token counts, latency, error
       scores.csv         long format: item_id, arm, metric, value, error, detail
-      summary.json       the paired comparison (compare.Summary)
-      report.md          the Markdown report; forest.png beside it
+      summary.json       the paired comparison (records.Summary)
+      report.md          the Markdown report; forest.png beside it (evalkit.report renders both)
 
-Every file is written atomically and carries (or sits beside a manifest that
-carries) a format ``version``; a reader refuses versions it does not know.
+Every file is written atomically; ``manifest.json`` and ``summary.json`` carry a
+format ``version`` and a reader refuses versions it does not know. A file that is
+missing, truncated or malformed is one ``RunDirError`` naming the file, the line
+or field, and what to do.
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ from pathlib import Path
 from typing import Any
 
 from evalkit._util import atomic_write
-from evalkit.compare import SUMMARY_VERSION, Summary, summary_from_dict
 from evalkit.errors import RunDirError
-from evalkit.records import Generation, Item, ScoreRow
+from evalkit.records import (
+    MANIFEST_VERSION,
+    SUMMARY_VERSION,
+    Generation,
+    Item,
+    Manifest,
+    RecordError,
+    ScoreRow,
+    Summary,
+    parse_record,
+    summary_from_dict,
+)
 
-__all__ = ["RUN_FORMAT_VERSION", "RunDir", "load_run", "write_generations", "write_json", "write_scores"]
+__all__ = ["RunDir", "load_run", "write_generations", "write_json", "write_scores"]
 
-RUN_FORMAT_VERSION = 1
 SCORE_COLUMNS = ("item_id", "arm", "metric", "value", "error", "detail")
+_RERUN = "run the suite again to rebuild it (the cache makes that quick)"
 
 
 def write_json(path: Path, doc: Any) -> None:
@@ -58,50 +70,103 @@ class RunDir:
     """A finished run, read back from disk."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     summary: Summary
 
-    def _open(self, name: str) -> Any:
+    def _text(self, name: str) -> str:
         try:
-            return (self.path / name).open(encoding="utf-8", newline="")
+            return (self.path / name).read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise RunDirError(f"{self.path}: {name} is missing; the run directory is incomplete, run the suite again") from None
+            raise RunDirError(f"{self.path / name}: missing; the run directory is incomplete: {_RERUN}") from None
+        except UnicodeDecodeError as exc:
+            raise RunDirError(f"{self.path / name}: not UTF-8 text (byte {exc.start}); the file is damaged: {_RERUN}") from None
+        except OSError as exc:
+            raise RunDirError(f"{self.path / name}: cannot read ({exc.strerror or exc})") from None
 
     def generations(self) -> list[dict[str, Any]]:
-        with self._open("generations.jsonl") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        """``generations.jsonl`` as dicts (item_id, arm, text, ..., messages)."""
+        out = []
+        for lineno, line in enumerate(self._text("generations.jsonl").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                g = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RunDirError(f"{self.path / 'generations.jsonl'}:{lineno}: not valid JSON ({exc.msg}); the file is damaged: {_RERUN}") from None
+            if not isinstance(g, dict) or not all(isinstance(g.get(k), str) for k in ("item_id", "arm", "text")):
+                raise RunDirError(f"{self.path / 'generations.jsonl'}:{lineno}: each line must be an object with item_id, arm and text; {_RERUN}")
+            out.append(g)
+        return out
 
     def scores(self) -> list[ScoreRow]:
-        with self._open("scores.csv") as fh:
-            return [
-                ScoreRow(r["item_id"], r["arm"], r["metric"], float(r["value"]) if r["value"] else None, r["error"] or None, r["detail"])
-                for r in csv.DictReader(fh)
-            ]
+        """``scores.csv`` as rows."""
+        where = self.path / "scores.csv"
+        reader = csv.DictReader(io.StringIO(self._text("scores.csv"), newline=""))
+        if reader.fieldnames is None or not set(SCORE_COLUMNS) <= set(reader.fieldnames):
+            raise RunDirError(f"{where}: the header must name {', '.join(SCORE_COLUMNS)}; the file is damaged: {_RERUN}")
+        rows = []
+        for r in reader:
+            try:
+                value = float(r["value"]) if r["value"] else None
+            except (TypeError, ValueError):
+                raise RunDirError(f"{where}:{reader.line_num}: value {r['value']!r} is not a number; the file is damaged: {_RERUN}") from None
+            if None in r.values():
+                raise RunDirError(f"{where}:{reader.line_num}: too few columns; the file is damaged: {_RERUN}")
+            rows.append(ScoreRow(r["item_id"], r["arm"], r["metric"], value, r["error"] or None, r["detail"]))
+        return rows
+
+
+def _json_doc(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run did not finish: {_RERUN}") from None
+    except UnicodeDecodeError as exc:
+        raise RunDirError(f"{path}: not UTF-8 text (byte {exc.start}); the file is damaged: {_RERUN}") from None
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); the file is damaged: {_RERUN}") from None
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not isinstance(doc, dict):
+        raise RunDirError(f"{path}: must hold a JSON object, not {type(doc).__name__}; the file is damaged: {_RERUN}")
+    return doc
+
+
+def read_manifest(path: Path) -> Manifest:
+    """``manifest.json`` of a run directory, validated.
+
+    Raises:
+        RunDirError: missing, malformed, of an unknown version, or with a bad field.
+    """
+    doc = _json_doc(path)
+    if doc.get("version") != MANIFEST_VERSION:
+        raise RunDirError(f"{path}: format version {doc.get('version')!r}; this evalkit reads {MANIFEST_VERSION}: {_RERUN} with this evalkit")
+    try:
+        return parse_record(Manifest, doc)
+    except RecordError as exc:
+        raise RunDirError(f"{path}: {exc}; the file is damaged: {_RERUN}") from None
 
 
 def load_run(path: str | Path) -> RunDir:
     """Read a run directory.
 
     Raises:
-        RunDirError: missing directory or files, or an unknown format version.
+        RunDirError: missing directory or files, malformed files, or an unknown format version.
     """
     path = Path(path)
     if not path.is_dir():
-        raise RunDirError(f"{path}: no such run directory; pass a folder under runs/ written by `evalkit run`")
+        what = "is a file, not a run directory" if path.exists() else "no such run directory"
+        raise RunDirError(f"{path}: {what}; pass a folder under runs/ written by `evalkit run`")
     if not (path / "manifest.json").exists():
         runs = sorted(p for p in path.iterdir() if (p / "manifest.json").exists())
         if runs:
             raise RunDirError(f"{path}: holds run directories, not a run; pass one of them, e.g. {runs[-1]}")
-    docs = {}
-    for name in ("manifest.json", "summary.json"):
-        try:
-            docs[name] = json.loads((path / name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RunDirError(f"{path}: {name} is missing; the run did not finish; run it again (the cache makes that quick)") from None
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{path / name}: not valid JSON ({exc.msg})") from None
-    if docs["manifest.json"].get("version") != RUN_FORMAT_VERSION:
-        raise RunDirError(f"{path / 'manifest.json'}: format version {docs['manifest.json'].get('version')!r}; this evalkit reads {RUN_FORMAT_VERSION}")
-    if docs["summary.json"].get("version") != SUMMARY_VERSION:
-        raise RunDirError(f"{path / 'summary.json'}: format version {docs['summary.json'].get('version')!r}; this evalkit reads {SUMMARY_VERSION}")
-    return RunDir(path=path, manifest=docs["manifest.json"], summary=summary_from_dict(docs["summary.json"]))
+    manifest = read_manifest(path / "manifest.json")
+    doc = _json_doc(path / "summary.json")
+    if doc.get("version") != SUMMARY_VERSION:
+        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {SUMMARY_VERSION}: {_RERUN} with this evalkit")
+    try:
+        summary = summary_from_dict(doc)
+    except RecordError as exc:
+        raise RunDirError(f"{path / 'summary.json'}: {exc}; the file is damaged: {_RERUN}") from None
+    return RunDir(path=path, manifest=manifest, summary=summary)

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from evalkit.compare import summarize
-from evalkit.records import Generation, Item, ScoreRow
-from evalkit.rundir import RUN_FORMAT_VERSION, write_generations, write_json, write_scores
+from evalkit.records import MANIFEST_VERSION, BaseInfo, Generation, Item, Manifest, MetricInfo, ScoreRow, SuiteInfo
+from evalkit.runner import write_run
+
+
+def make_manifest(metrics: dict[str, bool], n: int, *, suite: str = "demo", gate: dict | None = None, **fields: Any) -> Manifest:
+    """A manifest as a run of the tiny model would write it."""
+    doc: dict[str, Any] = dict(
+        version=MANIFEST_VERSION,
+        suite=SuiteInfo(name=suite, path=f"/suites/{suite}.yaml", sha256="0" * 64),
+        base=BaseInfo(spec="tiny", path="/m", fingerprint="f" * 64, source="local"),
+        adapters=[],
+        backend={"backend": "hf", "transformers": "5", "dtype": "float32", "quantize": "none", "device": "cpu"},
+        chat_template_sha256="c" * 64,
+        decoding={"max_new_tokens": 8, "do_sample": False},
+        batch_size=16,
+        metrics=[MetricInfo(name=m, type="x", params={}, binary=b) for m, b in metrics.items()],
+        n_items=n, generated=0, cached=0, started="2026-11-24T00:00:00+00:00", wall_s=1.0, versions={}, gate=gate,
+    )
+    doc.update(fields)
+    return Manifest(**doc)
 
 
 def make_run(path: Path, values: dict[str, dict[str, list[float | None]]], *, binary: dict[str, bool] | None = None,
@@ -24,16 +43,6 @@ def make_run(path: Path, values: dict[str, dict[str, list[float | None]]], *, bi
     binary = binary or {m: True for m in metrics}
     summary = summarize(suite, items, scores, [(m, binary[m]) for m in metrics], arms, gens, n_resamples=2000)
     path.mkdir(parents=True)
-    manifest = {
-        "version": RUN_FORMAT_VERSION, "suite": {"name": suite, "path": f"/suites/{suite}.yaml", "sha256": "0" * 64},
-        "base": {"spec": "tiny", "path": "/m", "fingerprint": "f" * 64, "source": "local"}, "adapters": [],
-        "chat_template_sha256": "c" * 64, "load": {"dtype": "float32", "quantize": "none"}, "device": "cpu",
-        "decoding": {"max_new_tokens": 8, "do_sample": False}, "batch_size": 16,
-        "metrics": [{"name": m, "type": "x", "params": {}, "binary": binary[m]} for m in metrics],
-        "n_items": n, "generated": 0, "cached": 0, "wall_s": 1.0, "versions": {}, "warnings": [], "gate": gate,
-    }
-    write_json(path / "manifest.json", manifest)
-    write_generations(path / "generations.jsonl", gens, items, {it.id: [{"role": "user", "content": it.row["q"]}] for it in items})
-    write_scores(path / "scores.csv", scores)
-    write_json(path / "summary.json", summary.to_dict())
+    manifest = make_manifest(binary, n, suite=suite, gate=gate)
+    write_run(path, manifest, gens, items, {it.id: [{"role": "user", "content": it.row["q"]}] for it in items}, scores, summary)
     return path

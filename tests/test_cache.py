@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from evalkit.cache import GenerationCache, cache_key
-from evalkit.models.hf import BackendOutput
+from evalkit.models.base import BackendOutput
 
 KEY_PARTS: dict[str, Any] = {
+    "backend": {"backend": "hf", "transformers": "5.0", "dtype": "float32", "quantize": "none", "device": "cpu"},
     "model_fp": "model-sha-1",
     "adapter_fp": "adapter-sha-1",
-    "load": {"dtype": "float32", "quantize": "none"},
     "prompt": "<|im_start|>user\nReport: db down<|im_end|>\n<|im_start|>assistant\n",
     "decoding": {"max_new_tokens": 64, "do_sample": False},
 }
@@ -108,7 +108,7 @@ def test_cache_key_is_deterministic():
 
 
 def test_cache_key_does_not_depend_on_dict_key_order():
-    reordered = {**KEY_PARTS, "load": {"quantize": "none", "dtype": "float32"}, "decoding": {"do_sample": False, "max_new_tokens": 64}}
+    reordered = {**KEY_PARTS, "backend": dict(reversed(list(KEY_PARTS["backend"].items()))), "decoding": {"do_sample": False, "max_new_tokens": 64}}
 
     assert cache_key(**reordered) == cache_key(**KEY_PARTS)
 
@@ -119,8 +119,10 @@ def test_cache_key_does_not_depend_on_dict_key_order():
         ("model_fp", "model-sha-2"),
         ("adapter_fp", "adapter-sha-2"),
         ("adapter_fp", None),
-        ("load", {"dtype": "bfloat16", "quantize": "none"}),
-        ("load", {"dtype": "float32", "quantize": "nf4"}),
+        ("backend", {**KEY_PARTS["backend"], "dtype": "bfloat16"}),
+        ("backend", {**KEY_PARTS["backend"], "quantize": "nf4"}),
+        ("backend", {**KEY_PARTS["backend"], "backend": "vllm"}),
+        ("backend", {**KEY_PARTS["backend"], "transformers": "5.1"}),
         ("prompt", KEY_PARTS["prompt"] + " "),
         ("decoding", {"max_new_tokens": 65, "do_sample": False}),
         ("decoding", {"max_new_tokens": 64, "do_sample": True, "temperature": 0.7, "top_p": 1.0, "seed": 0}),

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from evalkit.report import write_report
 from evalkit.runner import RunOptions, run_suite
 from evalkit.suite import load_suite
 from tests.conftest import REPO, make_adapter
@@ -17,12 +18,12 @@ def test_real_model_base_vs_adapter_on_incident_triage(tmp_path, embedded):
     suite = load_suite(REPO / "suites/incident-triage.yaml")
     result = run_suite(suite, RunOptions(adapters=(f"lora={adapter}",), runs_dir=tmp_path / "runs",
                                          cache_path=tmp_path / "cache.sqlite", limit=6))
-    assert result.manifest["base"]["source"] == "embedded"
-    assert result.manifest["base"]["fingerprint"] == embedded.fingerprint
+    assert result.manifest.base.source == "embedded"
+    assert result.manifest.base.fingerprint == embedded.fingerprint
     assert result.summary.metrics == ["format", "severity", "component"]
     gens = [json.loads(line) for line in (result.run_dir / "generations.jsonl").read_text().splitlines()]
     base = [g["text"] for g in gens if g["arm"] == "base"]
     assert all(base), "the real model answers every prompt"
     assert any(g["text"] != b for g, b in zip([g for g in gens if g["arm"] == "lora"], base))
-    report = (result.run_dir / "report.md").read_text()
+    report = write_report(result.run_dir).read_text()
     assert "| format |" in report and "## Run facts" in report

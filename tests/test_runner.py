@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.models import HFBackend, LoadOptions, resolve_adapter
+from evalkit.report import write_report
 from evalkit.runner import RunOptions, run_suite
 from evalkit.suite import load_suite
 from tests.conftest import CountingBackend
@@ -32,10 +33,11 @@ def _counting(model, adapters=()) -> CountingBackend:
 def test_run_writes_every_file_of_the_run_directory(tmp_path, make_suite, tiny_model, tiny_adapter):
     suite = load_suite(make_suite(n=6))
     result = run_suite(suite, _options(tmp_path, tiny_model, [tiny_adapter]))
+    write_report(result.run_dir)
     files = {p.name for p in result.run_dir.iterdir()}
     assert {"manifest.json", "generations.jsonl", "scores.csv", "summary.json", "report.md", "forest.png"} <= files
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
-    assert manifest["version"] == 1
+    assert manifest["version"] == 2
     assert manifest["base"]["fingerprint"] == tiny_model.fingerprint
     assert manifest["adapters"][0]["name"] == "tiny-lora" and len(manifest["adapters"][0]["fingerprint"]) == 64
     assert len(manifest["chat_template_sha256"]) == 64
@@ -82,7 +84,7 @@ def test_outputs_identical_at_batch_size_1_and_default(tmp_path, make_suite, tin
     suite = load_suite(make_suite(n=12, max_new_tokens=10))
     default = run_suite(suite, _options(tmp_path / "a", tiny_model, [tiny_adapter]))
     one = run_suite(suite, _options(tmp_path / "b", tiny_model, [tiny_adapter], batch_size=1))
-    assert default.manifest["batch_size"] == 32 and one.manifest["batch_size"] == 1
+    assert default.manifest.batch_size == 32 and one.manifest.batch_size == 1
     assert (default.run_dir / "scores.csv").read_text() == (one.run_dir / "scores.csv").read_text()
     texts = lambda r: [(g["item_id"], g["arm"], g["text"]) for g in map(json.loads, (r.run_dir / "generations.jsonl").read_text().splitlines())]
     assert texts(default) == texts(one)

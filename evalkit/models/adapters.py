@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,9 @@ from typing import Any
 from safetensors import safe_open
 
 from evalkit.errors import AdapterError
-from evalkit.models.resolve import ResolvedModel, fingerprint_dir
+from evalkit.models.resolve import ResolvedModel, fingerprint_dir, resolve_model
 
-__all__ = ["AdapterRef", "base_shapes", "check_compatible", "parse_adapter_arg", "resolve_adapter"]
+__all__ = ["AdapterRef", "base_shapes", "check_compatible", "parse_adapter_arg", "resolve_adapter", "resolve_local"]
 
 TRAIN_RECORD = "evalkit-train.json"
 _ARM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -31,15 +32,17 @@ class AdapterRef:
 
     name: str
     """The arm name (``--adapter NAME=PATH``; default: the directory name)."""
-    path: Path
+    path: Path | None
+    """The adapter folder; None for an adapter served by an endpoint."""
     fingerprint: str
     config: dict[str, Any] = field(default_factory=dict)
-    """``adapter_config.json``."""
+    """``adapter_config.json`` (for a served adapter: ``{"served_model": NAME}``)."""
     train_record: dict[str, Any] | None = None
     """``evalkit-train.json`` when the adapter was trained by evalkit."""
 
     @property
     def weights(self) -> Path:
+        assert self.path is not None, "a served adapter has no local weights"
         st = self.path / "adapter_model.safetensors"
         return st if st.exists() else self.path / "adapter_model.bin"
 
@@ -173,3 +176,24 @@ def check_compatible(
             f"{where}: trained on base {recorded!r}, but --base is {base.spec!r}; evaluate it on the base it was "
             f"trained on, or pass --allow-base-mismatch if the two are the same weights"
         )
+
+
+def resolve_local(base: str, adapters: Sequence[str], options: Any) -> tuple[ResolvedModel, list[AdapterRef]]:
+    """Resolve a local base and its adapters and check that every adapter fits it (headers only).
+
+    Args:
+        options: a ``BackendOptions`` (``allow_pickle``, ``allow_network``, ``allow_base_mismatch``).
+
+    Raises:
+        ModelError, AdapterError: naming the first problem found.
+    """
+    model = resolve_model(base, allow_network=options.allow_network)
+    refs = [resolve_adapter(a, allow_pickle=options.allow_pickle) for a in adapters]
+    names = [a.name for a in refs]
+    for name in names:
+        if name == "base" or names.count(name) > 1:
+            raise AdapterError(f"arm name {name!r} is used twice (or is 'base'); name adapters with --adapter NAME=PATH")
+    shapes = base_shapes(model)
+    for ad in refs:
+        check_compatible(ad, model, shapes, allow_base_mismatch=options.allow_base_mismatch)
+    return model, refs

@@ -1,69 +1,36 @@
-"""The Hugging Face transformers backend: one base load, adapters switched per arm.
+"""The Hugging Face transformers backend (``--backend hf``): one base load, adapters switched per arm.
 
 The base model is loaded once. Adapters go into one ``PeftModel`` under their arm
 names; the base arm runs inside ``disable_adapter()`` and each adapter arm after
 ``set_adapter(name)``. Generation is batched with left padding; the runner sorts
-prompts by length so a batch wastes little on padding.
+prompts by length so a batch wastes little on padding. Log-likelihoods follow
+lm-evaluation-harness's ``HFLM`` exactly (context/continuation split, right
+padding, one forward pass per batch, longest first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from evalkit._util import sha256_text
 from evalkit.errors import AdapterError, ModelError
-from evalkit.models.adapters import AdapterRef
+from evalkit.models.adapters import AdapterRef, resolve_local
+from evalkit.models.base import (
+    BackendOptions,
+    BackendOutput,
+    GenerateRequest,
+    LoadOptions,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    Message,
+    backend,
+    refuse_options,
+)
 from evalkit.models.resolve import ResolvedModel
 
-__all__ = ["Backend", "BackendOutput", "HFBackend", "LoadOptions", "default_batch_size"]
-
-Quantize = Literal["none", "nf4", "fp4", "int8"]
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How the base model is loaded; part of every cache key and the manifest."""
-
-    dtype: str = "float32"
-    """float32, bfloat16 or float16. float32 is the default on CPU: bfloat16 is faster
-    there but changed some greedy outputs between batch sizes when measured."""
-    quantize: Quantize = "none"
-    """Load the base in 4-bit (nf4/fp4) or 8-bit with bitsandbytes, as QLoRA trains it."""
-    device: str = "auto"
-    """cpu, cuda, or auto (cuda when available)."""
-
-    def key(self) -> dict[str, str]:
-        return {"dtype": self.dtype, "quantize": self.quantize}
-
-
-@dataclass(frozen=True)
-class BackendOutput:
-    """One completion as the backend returns it."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class Backend(Protocol):
-    """What the runner needs from a model backend."""
-
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """Apply the chat template (with the generation prompt) to one conversation."""
-
-    def count_tokens(self, prompt: str) -> int:
-        """Prompt length in tokens (used to sort batches)."""
-
-    @property
-    def template_hash(self) -> str:
-        """sha256 of the chat template every arm is rendered with."""
-
-    def generate(self, prompts: Sequence[str], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
-        """Generate one completion per prompt in ``arm`` with the given decoding parameters."""
-
+__all__ = ["HFBackend", "default_batch_size", "encode_pair", "load_tokenizer", "quantization_config", "render_chat"]
 
 def default_batch_size() -> int:
     """32: on a 2-core CPU a two-arm run was 1.4× faster than at 16 (benchmarks/bench_run.py); on CUDA too."""
@@ -81,17 +48,20 @@ def _resolve_device(device: str) -> str:
 
 
 class HFBackend:
-    """transformers + peft backend. Construct it once per run."""
+    """transformers + peft backend. Construct it once per run; weights load on first use."""
+
+    name = "hf"
 
     def __init__(self, base: ResolvedModel, adapters: Sequence[AdapterRef] = (), options: LoadOptions = LoadOptions()) -> None:
         self.base = base
+        self.adapters = tuple(adapters)
         self.options = options
         self.device = _resolve_device(options.device)
         self.tokenizer = load_tokenizer(base)
+        self.capabilities = frozenset({"generate", "loglikelihood"})
         self._model: Any = None
-        self._adapters = list(adapters)
 
-    # Loading is deferred to the first generate(): a fully cached run never loads weights.
+    # Loading is deferred to the first use: a fully cached run never loads weights.
     @property
     def model(self) -> Any:
         if self._model is None:
@@ -112,10 +82,10 @@ class HFBackend:
             raise ModelError(f"base model {self.base.spec!r}: cannot load from {self.base.path}: {str(exc).splitlines()[0]}") from exc
         if self.options.quantize == "none":
             model.to(self.device)
-        if self._adapters:
+        if self.adapters:
             from peft import PeftModel
 
-            first, *rest = self._adapters
+            first, *rest = self.adapters
             try:
                 model = PeftModel.from_pretrained(model, str(first.path), adapter_name=first.name, is_trainable=False)
                 for ad in rest:
@@ -125,8 +95,13 @@ class HFBackend:
         model.eval()
         return model
 
-    def render(self, messages: list[dict[str, str]]) -> str:
-        return render_chat(self.tokenizer, messages)
+    def identity(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {"backend": self.name, "transformers": version("transformers"), **self.options.key(), "device": self.device.split(":")[0]}
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return render_chat(self.tokenizer, list(messages))
 
     @property
     def template_hash(self) -> str:
@@ -143,24 +118,33 @@ class HFBackend:
     def count_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt, add_special_tokens=False).input_ids)
 
-    def generate(self, prompts: Sequence[str], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
+    @contextmanager
+    def arm(self, arm: str) -> Iterator[Any]:
+        """The model with ``arm`` active: adapters bypassed for ``base``, else that adapter set."""
+        model = self.model
+        if arm != "base" and arm not in {a.name for a in self.adapters}:
+            raise ValueError(f"unknown arm {arm!r}")
+        if not self.adapters:
+            yield model
+        elif arm == "base":
+            with model.disable_adapter():  # the same weights, adapters bypassed
+                yield model
+        else:
+            model.set_adapter(arm)
+            yield model
+
+    def generate(self, requests: Sequence[GenerateRequest], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
         import torch
 
-        model, tok = self.model, self.tokenizer
-        enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        tok = self.tokenizer
+        enc = tok([r.prompt for r in requests], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         gen_kwargs = dict(decoding)
         if gen_kwargs.get("do_sample"):
             torch.manual_seed(int(gen_kwargs.pop("seed", 0)))
         else:
             gen_kwargs.pop("seed", None)
         eos = self._stop_ids()
-        arm_ctx: Any = nullcontext()
-        if self._adapters:
-            if arm == "base":
-                arm_ctx = model.disable_adapter()  # the same weights, adapters bypassed
-            else:
-                model.set_adapter(arm)
-        with torch.inference_mode(), arm_ctx:
+        with torch.inference_mode(), self.arm(arm) as model:
             out = model.generate(**enc, pad_token_id=tok.pad_token_id, eos_token_id=eos, **gen_kwargs)
         width = enc["input_ids"].shape[1]
         prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
@@ -172,6 +156,71 @@ class HFBackend:
                 n = stop + 1
             results.append(BackendOutput(text=tok.decode(row[:n], skip_special_tokens=True).strip(), prompt_tokens=int(plen), completion_tokens=n))
         return results
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], arm: str, batch_size: int = 16) -> list[LoglikelihoodResult]:
+        """Summed log p(continuation | context) per request, as lm-evaluation-harness's HFLM computes it.
+
+        Each request is encoded with :func:`encode_pair`; the model sees context + continuation
+        minus its last token (truncated on the left to the model's length), right-padded, one
+        forward pass per batch, longest first. Results come back in request order.
+        """
+        import torch
+
+        encoded = [encode_pair(self.tokenizer, r.context, r.continuation) for r in requests]
+        max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+        results: list[LoglikelihoodResult | None] = [None] * len(encoded)
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode(), self.arm(arm) as model:
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                inputs = [(encoded[i][0] + encoded[i][1])[-(max_len + 1) :][:-1] for i in batch]
+                width = max(len(x) for x in inputs)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                for row, x in enumerate(inputs):
+                    ids[row, : len(x)] = torch.tensor(x, dtype=torch.long)
+                # Right padding needs no attention mask: a causal model never looks right of a position.
+                logprobs = torch.log_softmax(model(ids.to(self.device)).logits.float(), dim=-1).cpu()  # (batch, width, vocab)
+                for row, i in enumerate(batch):
+                    cont = encoded[i][1]
+                    end = len(inputs[row])
+                    lp = logprobs[row, end - len(cont) : end]  # (len(cont), vocab): predictions of each continuation token
+                    target = torch.tensor(cont, dtype=torch.long)
+                    results[i] = LoglikelihoodResult(
+                        logprob=float(lp.gather(1, target[:, None]).sum()),
+                        is_greedy=bool((lp.argmax(dim=-1) == target).all()),
+                        tokens=len(cont),
+                    )
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        self._model = None
+
+
+def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of (context, continuation), split exactly as lm-evaluation-harness's ``_encode_pair``.
+
+    Trailing whitespace of the context moves to the continuation (so ``"Answer:"`` + ``" Paris"``
+    tokenizes as the model saw it in training); the two are encoded together and split at the
+    context's own length, so a merge across the boundary stays with the continuation. An empty
+    context becomes the end-of-text token, as HFLM's ``prefix_token_id``.
+    """
+    if not context:
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [prefix], tokenizer(continuation, add_special_tokens=False).input_ids
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
+    context_ids = tokenizer(context, add_special_tokens=False).input_ids
+    return context_ids, whole[len(context_ids) :]
+
+
+@backend("hf", description="transformers + peft in this process: one base load, adapters switched per arm")
+def hf_backend(base: str, adapters: Sequence[str], options: BackendOptions) -> HFBackend:
+    refuse_options("hf", options)
+    model, refs = resolve_local(base, adapters, options)
+    return HFBackend(model, refs, options.load)
 
 
 def load_tokenizer(model: ResolvedModel) -> Any:

@@ -35,17 +35,20 @@ class ResolvedModel:
 
     spec: str
     """What the user asked for (alias, path or hub id)."""
-    path: Path
-    """Local directory with config, tokenizer and safetensors weights."""
+    path: Path | None
+    """Local directory with config, tokenizer and safetensors weights; None for a served model."""
     fingerprint: str
-    """sha256 over the config, tokenizer, generation config and weight files' contents."""
+    """sha256 over the config, tokenizer, generation config and weight files' contents
+    (for a served model: over the endpoint and the served name)."""
     source: str
-    """``embedded``, ``local`` or ``hub``."""
+    """``embedded``, ``local``, ``hub`` or ``served``."""
 
     @property
     def identities(self) -> set[str]:
         """Names this model may appear under in an adapter's ``base_model_name_or_path``."""
-        names = {self.spec.lower(), self.path.name.lower(), self.spec.rsplit("/", 1)[-1].lower()}
+        names = {self.spec.lower(), self.spec.rsplit("/", 1)[-1].lower()}
+        if self.path is not None:
+            names.add(self.path.name.lower())
         return names
 
 

@@ -31,9 +31,9 @@ def render(run: RunDir, fmt: Format = "md") -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{run.summary.suite}</title><style>{style}</style></head><body>{body}</body></html>\n"
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path | RunDir) -> Path:
     """(Re)write ``forest.png`` and ``report.md`` in a run directory; returns the report's path."""
-    run = load_run(run_dir)
+    run = run_dir if isinstance(run_dir, RunDir) else load_run(run_dir)
     forest_plot(run.summary, run.path / "forest.png")
     path = run.path / "report.md"
     atomic_write(path, render(run, "md"))

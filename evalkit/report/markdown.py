@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from evalkit.compare import MetricDelta, Summary
+from evalkit.records import Manifest, MetricDelta, Summary
 
 __all__ = ["delta_table", "fmt_p", "headline", "render_markdown"]
 
@@ -34,24 +34,29 @@ def _verdict_word(d: MetricDelta) -> str:
 
 
 def headline(summary: Summary) -> str:
-    """One line per adapter arm: what changed significantly, and what did not."""
+    """One line per adapter arm: what changed significantly, what did not, and what could not be scored."""
     lines = []
     for arm in summary.arms:
         if arm == summary.reference:
             continue
         ds = [d for d in summary.deltas if d.arm == arm]
-        better = [f"{d.metric} {d.delta:+.2f}" for d in ds if d.significant and d.delta > 0]
-        worse = [f"{d.metric} {d.delta:+.2f}" for d in ds if d.significant and d.delta < 0]
+        scored = [d for d in ds if d.n > 0]
+        unscored = [d.metric for d in ds if d.n == 0]
+        better = [f"{d.metric} {d.delta:+.2f}" for d in scored if d.significant and d.delta > 0]
+        worse = [f"{d.metric} {d.delta:+.2f}" for d in scored if d.significant and d.delta < 0]
         parts = []
         if better:
             parts.append("better on " + ", ".join(better))
         if worse:
             parts.append("worse on " + ", ".join(worse))
-        if not parts:
-            parts.append("no significant difference on any metric")
-        same = len(ds) - len(better) - len(worse)
-        tail = f"; {same} of {len(ds)} unchanged within noise" if (better or worse) and same else ""
-        lines.append(f"**{arm}** vs {summary.reference}: " + "; ".join(parts) + tail + " (Holm-adjusted p < 0.05).")
+        if not parts and scored:
+            parts.append("no significant difference on any scored metric" if unscored else "no significant difference on any metric")
+        same = len(scored) - len(better) - len(worse)
+        if (better or worse) and same:
+            parts.append(f"{same} of {len(scored)} unchanged within noise")
+        if unscored:
+            parts.append(f"**not scored**: {', '.join(unscored)} (every item errored in an arm; no verdict)")
+        lines.append(f"**{arm}** vs {summary.reference}: " + "; ".join(parts) + (" (Holm-adjusted p < 0.05)." if scored else "."))
     return "\n".join(lines)
 
 
@@ -63,6 +68,11 @@ def delta_table(summary: Summary) -> str:
     rows = [head, sep]
     for arm in arms:
         for d in (d for d in summary.deltas if d.arm == arm):
+            label = d.metric if len(arms) == 1 else f"{d.metric} · {arm}"
+            if d.n == 0:
+                errs = f"{d.reference_errors} + {d.arm_errors} err"
+                rows.append(f"| {label} | " + " | ".join(["–"] * (1 + len(arms))) + f" | **not scored** | – | – | 0 ({errs}) |")
+                continue
             # paired means (items scored in both arms), so that reference + Δ = arm in every row
             cells = [fmt_num(d.reference_mean)]
             cells += [fmt_num(d.arm_mean) if a == arm else "" for a in arms]
@@ -70,7 +80,6 @@ def delta_table(summary: Summary) -> str:
             delta = f"**{fmt_num(d.delta, True)}**{mark}" if d.significant else fmt_num(d.delta, True)
             ci = f"[{fmt_num(d.ci_low, True)}, {fmt_num(d.ci_high, True)}]"
             n = f"{d.n}" + (f" ({d.reference_errors + d.arm_errors} err)" if d.reference_errors + d.arm_errors else "")
-            label = d.metric if len(arms) == 1 else f"{d.metric} · {arm}"
             rows.append(f"| {label} | " + " | ".join(cells) + f" | {delta} | {ci} | {fmt_p(d.p_adjusted)} | {n} |")
     return "\n".join(rows)
 
@@ -166,33 +175,44 @@ def _methods(summary: Summary) -> str:
     return "; ".join(parts) + f"; Holm across metrics; seed {summary.seed}"
 
 
-def _facts(summary: Summary, manifest: dict[str, Any]) -> list[str]:
-    dec = manifest.get("decoding", {})
+def _backend_fact(manifest: Manifest) -> str:
+    b = dict(manifest.backend)
+    name = b.pop("backend", "?")
+    return f"{name} (" + ", ".join(f"{k}={v}" for k, v in b.items()) + f"), batch size {manifest.batch_size}"
+
+
+def _facts(summary: Summary, manifest: Manifest) -> list[str]:
+    dec = manifest.decoding
     decoding = ("greedy" if not dec.get("do_sample") else f"sampled (T={dec.get('temperature')}, top_p={dec.get('top_p')}, seed={dec.get('seed')})")
     decoding += f", max_new_tokens={dec.get('max_new_tokens')}"
-    load = manifest.get("load", {})
     rows = [
-        ("Suite", f"{summary.suite} (`{manifest['suite']['sha256'][:12]}`)"),
-        ("Base", f"{manifest['base']['spec']} (`{manifest['base']['fingerprint'][:12]}`)"),
+        ("Suite", f"{summary.suite} (`{manifest.suite.sha256[:12]}`)"),
+        ("Base", f"{manifest.base.spec} (`{manifest.base.fingerprint[:12]}`)"),
     ]
-    for a in manifest.get("adapters", []):
-        cfg = a.get("config", {})
-        rows.append((f"Adapter {a['name']}", f"`{a['path']}` (`{a['fingerprint'][:12]}`), r={cfg.get('r')}, alpha={cfg.get('lora_alpha')}"))
+    for a in manifest.adapters:
+        where = f"`{a.path}`" if a.path else f"served as `{a.config.get('served_model', a.name)}`"
+        lora = f", r={a.config.get('r')}, alpha={a.config.get('lora_alpha')}" if "r" in a.config else ""
+        rows.append((f"Adapter {a.name}", f"{where} (`{a.fingerprint[:12]}`){lora}"))
+    items = f"{manifest.n_items}" + (f" (limited to first {manifest.limit})" if manifest.limit else "")
+    if manifest.shard:
+        items += f" (shard {manifest.shard.index}/{manifest.shard.count}: a partial run; `evalkit merge` joins the shards)"
+    if manifest.extra.get("merged_shards"):
+        items += f" (merged from {manifest.extra['merged_shards']} shards)"
     rows += [
-        ("Chat template", f"`{manifest.get('chat_template_sha256', '')[:12]}`"),
+        ("Chat template", f"`{manifest.chat_template_sha256[:12]}`" if manifest.chat_template_sha256 else "rendered by the server"),
         ("Decoding", decoding),
-        ("Load", f"{load.get('dtype')}, quantize={load.get('quantize')}, device={manifest.get('device')}, batch size {manifest.get('batch_size')}"),
-        ("Items", f"{manifest.get('n_items')}" + (f" (limited to first {manifest['limit']})" if manifest.get("limit") else "")),
-        ("Generations", f"{manifest.get('generated')} new, {manifest.get('cached')} from cache"),
-        ("Wall time", f"{manifest.get('wall_s')} s"),
+        ("Backend", _backend_fact(manifest)),
+        ("Items", items),
+        ("Generations", f"{manifest.generated} new, {manifest.cached} from cache"),
+        ("Wall time", f"{manifest.wall_s} s"),
         ("Statistics", _methods(summary)),
-        ("Versions", ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())),
-        ("Commit", f"`{manifest.get('git_commit')}`" if manifest.get("git_commit") else "–"),
+        ("Versions", ", ".join(f"{k} {v}" for k, v in manifest.versions.items())),
+        ("Commit", f"`{manifest.git_commit}`" if manifest.git_commit else "–"),
     ]
     return ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
 
 
-def render_markdown(summary: Summary, manifest: dict[str, Any], generations: list[dict[str, Any]], plot: str | None = "forest.png") -> str:
+def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict[str, Any]], plot: str | None = "forest.png") -> str:
     """The whole report as Markdown."""
     arms = [a for a in summary.arms if a != summary.reference]
     parts = [
@@ -205,7 +225,7 @@ def render_markdown(summary: Summary, manifest: dict[str, Any], generations: lis
         "Δ = adapter − base, paired by item. ▲/▼ mark differences significant after Holm correction.",
         "",
     ]
-    notes = _notes(summary, manifest.get("warnings", []))
+    notes = _notes(summary, manifest.warnings)
     if notes:
         parts += ["\n".join(f"- {n}" for n in notes), ""]
     if plot and arms:

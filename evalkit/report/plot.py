@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from evalkit.compare import Summary
+from evalkit.records import Summary
 
 __all__ = ["forest_plot"]
 

@@ -48,7 +48,7 @@ def test_flips_are_counted_both_ways_with_examples(tmp_path):
 def test_no_effect_warning_when_outputs_equal_base(tmp_path):
     import json
 
-    from evalkit.compare import summary_from_dict
+    from evalkit.records import summary_from_dict
     from evalkit.rundir import write_json
 
     texts = {"base": [f"same {k}" for k in range(100)], "v1": [f"same {k}" for k in range(100)]}

@@ -149,7 +149,7 @@ def test_contamination_with_the_eval_suite_is_warned(write_config, make_suite, t
 
 
 def test_qlora_nf4_trains_on_cpu_and_is_evaluated_on_the_same_quantized_base(write_config, make_suite, tiny_model, tmp_path):
-    from evalkit.models import LoadOptions
+    from evalkit.models import BackendOptions, LoadOptions
     from evalkit.runner import RunOptions, run_suite
     from evalkit.suite import load_suite
 
@@ -158,12 +158,12 @@ def test_qlora_nf4_trains_on_cpu_and_is_evaluated_on_the_same_quantized_base(wri
     assert result.record["config"]["quantization"]["mode"] == "nf4"
     run = run_suite(load_suite(make_suite(n=3)), RunOptions(
         base=str(tiny_model.path), adapters=(f"qlora={result.adapter_dir}",), runs_dir=tmp_path / "runs",
-        cache_path=tmp_path / "c.sqlite", load=LoadOptions(quantize="nf4", device="cpu")))
-    assert run.manifest["load"]["quantize"] == "nf4" and run.generated == 6
+        cache_path=tmp_path / "c.sqlite", backend_options=BackendOptions(load=LoadOptions(quantize="nf4", device="cpu"))))
+    assert run.manifest.backend["quantize"] == "nf4" and run.generated == 6
     assert not any("--quantize" in w for w in run.warnings)  # the bases match
     plain = run_suite(load_suite(make_suite(n=3)), RunOptions(
         base=str(tiny_model.path), adapters=(f"qlora={result.adapter_dir}",), runs_dir=tmp_path / "runs",
-        cache_path=tmp_path / "c.sqlite", load=LoadOptions(device="cpu")))
+        cache_path=tmp_path / "c.sqlite", backend_options=BackendOptions(load=LoadOptions(device="cpu"))))
     assert any("trained on a nf4 base (QLoRA) but is evaluated with --quantize none; pass --quantize nf4" in w for w in plain.warnings)
 
 
