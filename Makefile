@@ -4,7 +4,6 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-export EVALKIT_HOME ?= $(CURDIR)/.cache/evalkit
 
 .PHONY: setup demo test data bench clean
 

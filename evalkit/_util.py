@@ -25,6 +25,7 @@ __all__ = [
     "json_path",
     "load_yaml",
     "package_schema",
+    "read_json_object",
     "quiet_libraries",
     "versions",
     "sha256_bytes",
@@ -81,6 +82,23 @@ def json_path(parts: Iterable[Any]) -> str:
     return out or "(top level)"
 
 
+def read_json_object(path: Path, error: type[Exception], fix: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object; every way it can be wrong is one ``error`` naming the file and ``fix``."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: missing; {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {fix}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc}); {fix}") from None
+    if not isinstance(doc, dict):
+        raise error(f"{path}: must hold a JSON object, not a {type(doc).__name__}; {fix}")
+    return doc
+
+
 def package_schema(name: str) -> dict[str, Any]:
     """Load one of the JSON Schemas shipped in ``evalkit/schemas``."""
     return json.loads(files("evalkit.schemas").joinpath(name).read_text(encoding="utf-8"))
@@ -92,10 +110,16 @@ def load_yaml(path: Path, error: type[Exception]) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder; give the YAML file inside it") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except OSError as exc:
-        raise error(f"{path}: cannot read: {exc.strerror}") from exc
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to read; simplify the YAML") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

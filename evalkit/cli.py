@@ -11,6 +11,7 @@ Exit codes (also in ``evalkit --help``):
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from rich.markup import escape
 
 from evalkit import __version__
 from evalkit._util import first_line, quiet_libraries
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, SuiteError
 
 __all__ = ["main"]
 
@@ -30,11 +31,36 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _announce_conversion(base: str) -> None:
-    from evalkit.models.resolve import needs_conversion
+class _StderrLog(logging.Handler):
+    """evalkit's log records (e.g. "preparing the embedded model …") as plain lines on stderr."""
 
-    if needs_conversion(base):
-        err.print(f"preparing the embedded model {base} (converted once to safetensors, about 20 s)…")
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(escape(record.getMessage()), style="yellow" if record.levelno >= logging.WARNING else None)
+
+
+class _ArmProgress:
+    """One bar per arm, drawn only once generation starts (an early error leaves no empty bar behind)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        self.bar = Progress(*columns, console=err, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, arm: str, done: int, total: int) -> None:
+        if not self.tasks:
+            self.bar.start()
+        if arm not in self.tasks:
+            self.tasks[arm] = self.bar.add_task(arm, total=total)
+        self.bar.update(self.tasks[arm], completed=done)
+
+    def __enter__(self) -> _ArmProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.tasks:
+            self.bar.stop()
 
 
 def _offline(allow_network: bool) -> None:
@@ -106,16 +132,12 @@ def _backend_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from evalkit.report import write_report
     from evalkit.report.markdown import delta_table, headline
     from evalkit.runner import RunOptions, run_suite
     from evalkit.suite import load_suite
 
     suite = load_suite(args.suite)
-    if args.backend in ("hf", "vllm"):
-        _announce_conversion(args.base)
     options = RunOptions(
         base=args.base,
         adapters=tuple(args.adapter or ()),
@@ -129,15 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard=args.shard,
         seed=args.seed,
     )
-    columns = (TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(arm: str, done: int, total: int) -> None:
-            if arm not in tasks:
-                tasks[arm] = bar.add_task(arm, total=total)
-            bar.update(tasks[arm], completed=done)
-
+    with _ArmProgress() as progress:
         result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
     report = write_report(result.run_dir)
     s = result.summary
@@ -152,15 +166,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from evalkit.data import Renderer, load_items
     from evalkit.suite import load_suite
+    from evalkit.validate import check_suite
 
-    suite = load_suite(args.suite)
-    items = load_items(suite.data, str(suite.path), allow_network=args.allow_network)
-    renderer = Renderer(suite.prompt, str(suite.path))
-    for item in items:
-        renderer.messages(item)
-    out.print(f"[green]ok[/] {suite.path}: {len(items)} items, metrics: {', '.join(m.name for m in suite.metrics)}")
+    check = check_suite(load_suite(args.suite), allow_network=args.allow_network)
+    for w in check.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    if check.problems:
+        raise SuiteError(check.problems[0].describe(str(check.suite.path)))
+    metrics = ", ".join(m.name for m in check.metrics)
+    out.print(f"[green]ok[/] {escape(str(check.suite.path))}: {len(check.items)} items render, metrics ({escape(metrics)}) score every row")
     return 0
 
 
@@ -191,18 +206,16 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import compare_runs
-    from evalkit.report.markdown import delta_table, headline
+    from evalkit.report.markdown import compare_markdown
     from evalkit.rundir import load_run
 
+    if args.out:
+        _refuse_existing(Path(args.out), args.overwrite)
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     summary = compare_runs(run_a, run_b, args.arm_a, args.arm_b, seed=args.seed)
-    text = f"# {summary.suite}: {summary.arms[0]} ({run_a.path.name}) vs {summary.arms[1]} ({run_b.path.name})\n\n"
-    text += headline(summary) + "\n\n" + delta_table(summary) + "\n"
-    if summary.extra.get("unmatched"):
-        text += f"\n{summary.extra['unmatched']} items are in only one run and were left out.\n"
     for note in summary.extra["differences"]:
         err.print(f"[yellow]warning:[/] {escape(note)}")
-        text += f"\n⚠️ {note}\n"
+    text = compare_markdown(summary)
     if args.out:
         from evalkit._util import atomic_write
 
@@ -212,11 +225,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """--out must not replace a file the user did not ask to replace, and must be writable (checked before work)."""
+    from evalkit.runner import check_writable_dir
+
+    if path.is_dir():
+        raise SuiteError(f"--out {path}: is a folder; give a file path")
+    if path.exists() and not overwrite:
+        raise SuiteError(f"--out {path}: already exists; pass --overwrite to replace it, or choose another path")
+    check_writable_dir(path.parent if str(path.parent) else Path("."), "--out folder")
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     from evalkit._util import atomic_write
     from evalkit.gate import evaluate_gate, gate_markdown, load_policy
     from evalkit.rundir import load_run
 
+    if args.out and Path(args.out).is_dir():
+        raise SuiteError(f"--out {args.out}: is a folder; give a file path for the gate summary")
     run = load_run(args.run_dir)
     policy = load_policy(args.policy, run.manifest.gate, where=f"{run.manifest.suite.path}: gate")
     result = evaluate_gate(run.summary, policy)
@@ -247,7 +273,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         config = replace(config, output_dir=Path(args.output_dir).resolve())
-    _announce_conversion(config.base)
     columns = (TextColumn("[bold]train[/] loss {task.fields[loss]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as bar:
         task = bar.add_task("train", total=None, loss="–")
@@ -382,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arm-b", help="arm of run B (default: its first adapter, else base)")
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     c.add_argument("--out", help="also write the Markdown table to this file")
+    c.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     c.set_defaults(func=cmd_compare)
 
     g = sub.add_parser("gate", help="pass/fail a run against a policy; exit 0 pass, 1 fail, 2 bad input",
@@ -409,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     ai = asub.add_parser("inspect", help="rank, alpha, scaling, targets, size, base, and a vLLM deployability verdict")
     ai.add_argument("path", help="adapter folder")
     ai.add_argument("--base", help="also check that the adapter fits this base")
-    ai.add_argument("--max-lora-rank", type=int, default=16, help="the rank limit of the vLLM server (default: %(default)s)")
+    ai.add_argument("--max-lora-rank", type=_positive_int, default=16, help="the rank limit of the vLLM server (default: %(default)s)")
     ai.add_argument("--allow-pickle", action="store_true")
     ai.set_defaults(func=cmd_adapter_inspect)
     am = asub.add_parser("merge", help="merge into a standalone model and check merged vs unmerged logits (exit 1 if they differ)")
@@ -417,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("--out", required=True, help="folder for the merged model")
     am.add_argument("--base", default="smollm2-135m-instruct", help="the base the adapter was trained on (default: %(default)s)")
     am.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="merge into a quantized base (rounds)")
-    am.add_argument("--tolerance", type=float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
+    am.add_argument("--tolerance", type=_positive_float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
     am.add_argument("--allow-pickle", action="store_true")
     am.set_defaults(func=cmd_adapter_merge)
     for command in [*sub.choices.values(), *asub.choices.values()]:  # --debug after the command works too
@@ -436,6 +462,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before anything imports it
     _offline(getattr(args, "allow_network", False))
     quiet_libraries()
+    log = logging.getLogger("evalkit")
+    if not any(isinstance(h, _StderrLog) for h in log.handlers):
+        log.addHandler(_StderrLog())
+        log.setLevel(logging.INFO)
+        log.propagate = False
     try:
         return int(args.func(args))
     except EvalkitError as exc:

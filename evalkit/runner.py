@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ from evalkit.records import (
 )
 from evalkit.rundir import write_generations, write_json, write_scores
 from evalkit.suite import Suite
+from evalkit.validate import dry_score, raise_for_unscorable
 
-__all__ = ["Progress", "RunOptions", "RunResult", "check_writable_dir", "run_suite", "score_all", "select_shard"]
+__all__ = ["Progress", "RunOptions", "RunPlan", "RunResult", "check_writable_dir", "generate_all", "plan_run", "run_suite", "score_all", "select_shard"]
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(arm, done, total)`` as generation advances."""
@@ -121,6 +123,51 @@ def check_writable_dir(path: Path, what: str) -> None:
         raise RunDirError(f"{what} {path}: cannot write there ({exc.strerror or exc}); give a writable folder") from None
 
 
+@dataclass
+class RunPlan:
+    """Everything a run needs that is known before a model loads, checked."""
+
+    suite: Suite
+    options: RunOptions
+    all_items: list[Item]
+    """Every item of the suite (after ``--limit``); a shard runs a subset."""
+    items: list[Item]
+    """The items this run evaluates."""
+    metrics: list[Metric]
+    messages: dict[str, list[dict[str, str]]]
+    """Rendered chat messages per item id."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_run(suite: Suite, options: RunOptions, warn: Callable[[str], None] | None = None) -> RunPlan:
+    """Read the data, render every prompt, build and dry-score the metrics, check the output folder.
+
+    Raises:
+        EvalkitError: the first problem found; nothing has been loaded or generated yet.
+    """
+    check_writable_dir(options.runs_dir, "--runs-dir")
+    if options.use_cache and options.cache_path is None:
+        check_writable_dir(evalkit_home(), "EVALKIT_HOME")
+    where = str(suite.path)
+    all_items = load_items(suite.data, where, allow_network=options.backend_options.allow_network)
+    if options.limit:
+        all_items = all_items[: options.limit]
+    items = select_shard(all_items, *options.shard) if options.shard else all_items
+    if not items:
+        raise DataError(f"--shard {options.shard}: this shard has no items (the suite has {len(all_items)}); use fewer shards")
+    metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
+    renderer = Renderer(suite.prompt, where)
+    messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
+    plan = RunPlan(suite=suite, options=options, all_items=all_items, items=items, metrics=metrics, messages=messages)
+    problems, _ = dry_score(items, metrics, renderer, suite.prompt.target is not None)
+    raise_for_unscorable(problems, where)  # a metric that can score no row would leave the run with no verdict on it
+    for problem in problems:
+        plan.warnings.append(problem.describe(where).split(": ", 1)[1])
+        if warn:
+            warn(plan.warnings[-1])
+    return plan
+
+
 def run_suite(
     suite: Suite,
     options: RunOptions = RunOptions(),
@@ -135,7 +182,8 @@ def run_suite(
     ``evalkit.report.write_report(run_dir)`` renders ``report.md`` and the plot from them.
 
     Args:
-        backend: use this backend instead of opening ``options.backend`` (tests pass a fake one).
+        backend: use this backend instead of opening ``options.backend`` (tests pass a fake one);
+            the caller keeps it open. A backend the run opens itself is closed at the end.
         progress: called as generation advances.
         warn: called with each warning as it arises (they are also in the manifest).
 
@@ -143,57 +191,34 @@ def run_suite(
         EvalkitError: any input problem, found before weights load or generation starts.
     """
     started = time.time()
-    warnings: list[str] = []
+    plan = plan_run(suite, options, warn)
+    warnings = plan.warnings
 
     def _warn(msg: str) -> None:
         warnings.append(msg)
         if warn:
             warn(msg)
 
-    check_writable_dir(options.runs_dir, "--runs-dir")
-    where = str(suite.path)
-    all_items = load_items(suite.data, where, allow_network=options.backend_options.allow_network)
-    if options.limit:
-        all_items = all_items[: options.limit]
-    items = select_shard(all_items, *options.shard) if options.shard else all_items
-    if not items:
-        raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")  # type: ignore[index]
-    metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
-    renderer = Renderer(suite.prompt, where)
-    messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
-
-    if backend is None:
-        backend = open_backend(options.backend, options.base, options.adapters, options.backend_options)
-    for ad in backend.adapters:
-        _check_training_match(ad.name, ad.train_record, backend, _warn)
-
-    requests = {item.id: GenerateRequest(messages=tuple(messages[item.id]), prompt=backend.render(messages[item.id])) for item in items}
-    decoding = suite.generation.decoding()
-    batch_size = options.batch_size or suite.generation.batch_size or default_batch_size()
-    identity = dict(backend.identity())
-    if identity.get("dtype", "float32") != "float32" or decoding.get("do_sample"):
-        # Greedy float32 outputs do not depend on batching (tested); reduced precision and sampling do.
-        identity["batch_size"] = batch_size
-
     cache_file = (options.cache_path or evalkit_home() / "cache.sqlite") if options.use_cache else None
-    arms: list[tuple[str, str | None]] = [("base", None), *[(a.name, a.fingerprint) for a in backend.adapters]]
-    generations: list[Generation] = []
-    generated = cached = 0
-    with GenerationCache(cache_file) as cache:
-        for arm, adapter_fp in arms:
-            gens, n_new = _generate_arm(backend, cache, items, requests, arm, adapter_fp, identity, decoding, batch_size, progress)
-            generations.extend(gens)
-            generated += n_new
-            cached += sum(g.cached for g in gens)
+    with GenerationCache(cache_file) as cache, ExitStack() as stack:  # a bad cache fails here, before any model loads
+        if backend is None:
+            backend = open_backend(options.backend, options.base, options.adapters, options.backend_options)
+            stack.callback(backend.close)
+        for ad in backend.adapters:
+            _check_training_match(ad.name, ad.train_record, backend, _warn)
+        decoding = suite.generation.decoding()
+        batch_size = options.batch_size or suite.generation.batch_size or default_batch_size()
+        generations, generated = generate_all(plan, backend, cache, decoding, batch_size, progress)
+        identity, template_hash = backend.identity(), backend.template_hash
+        base, adapters = backend.base, backend.adapters
     failed = sum(g.error is not None for g in generations)
     if failed:
         _warn(f"{failed} of {len(generations)} generations failed after retries; they are recorded as errors for every metric "
               f"(see the error field of generations.jsonl) and are tried again on the next run")
 
-    scores = score_all(items, generations, metrics)
-    summary = summarize(
-        suite.name, items, scores, [(m.name, m.binary) for m in metrics], [a for a, _ in arms], generations, seed=options.seed
-    )
+    arms = ["base", *(a.name for a in adapters)]
+    scores = score_all(plan.items, generations, plan.metrics)
+    summary = summarize(suite.name, plan.items, scores, [(m.name, m.binary) for m in plan.metrics], arms, generations, seed=options.seed)
     for arm, share in summary.identical_outputs.items():
         if share >= 0.95:
             _warn(f"adapter {arm!r} had (almost) no effect: its output equals base's on {share:.0%} of items")
@@ -201,37 +226,58 @@ def run_suite(
         _warn(f"metric {metric!r} could not score any item in at least one arm: its row reports no difference, "
               f"see the error column of scores.csv")
 
-    shard = None
-    if options.shard:
-        positions = {it.id: i for i, it in enumerate(all_items)}
-        shard = ShardInfo(index=options.shard[0], count=options.shard[1], item_ids=[it.id for it in items],
-                          positions=[positions[it.id] for it in items], total=len(all_items))
     manifest = Manifest(
         version=MANIFEST_VERSION,
         suite=SuiteInfo(name=suite.name, path=str(suite.path), sha256=suite.sha256, description=suite.description),
-        base=BaseInfo(spec=backend.base.spec, path=str(backend.base.path) if backend.base.path else None,
-                      fingerprint=backend.base.fingerprint, source=backend.base.source, config=_model_config(backend.base.path)),
-        adapters=[_adapter_info(a) for a in backend.adapters],
-        backend=backend.identity(),
-        chat_template_sha256=backend.template_hash,
+        base=BaseInfo(spec=base.spec, path=str(base.path) if base.path else None, fingerprint=base.fingerprint,
+                      source=base.source, config=_model_config(base.path)),
+        adapters=[_adapter_info(a) for a in adapters],
+        backend=identity,
+        chat_template_sha256=template_hash,
         decoding=decoding,
         batch_size=batch_size,
-        metrics=[MetricInfo(name=m.name, type=m.type, params=m.params, binary=m.binary) for m in metrics],
-        n_items=len(items),
+        metrics=[MetricInfo(name=m.name, type=m.type, params=m.params, binary=m.binary) for m in plan.metrics],
+        n_items=len(plan.items),
         limit=options.limit,
         generated=generated,
-        cached=cached,
+        cached=sum(g.cached for g in generations),
         started=_dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
         wall_s=round(time.time() - started, 2),
         versions=versions(),
         git_commit=git_commit(suite.dir),
         warnings=warnings,
         gate=suite.gate,
-        shard=shard,
+        shard=_shard_info(plan),
     )
-    run_dir = _new_run_dir(options.runs_dir, suite.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else ""))
-    write_run(run_dir, manifest, generations, items, messages, scores, summary)
-    return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated, cached=cached, warnings=warnings)
+    name = suite.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else "")
+    run_dir = _new_run_dir(options.runs_dir, name)
+    write_run(run_dir, manifest, generations, plan.items, plan.messages, scores, summary)
+    return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated, cached=manifest.cached, warnings=warnings)
+
+
+def generate_all(plan: RunPlan, backend: Backend, cache: GenerationCache, decoding: dict[str, Any], batch_size: int,
+                 progress: Progress | None = None) -> tuple[list[Generation], int]:
+    """Every arm's generation for every item, from the cache where possible; returns (generations, newly generated)."""
+    requests = {it.id: GenerateRequest(messages=tuple(plan.messages[it.id]), prompt=backend.render(plan.messages[it.id])) for it in plan.items}
+    identity = dict(backend.identity())
+    if identity.get("dtype", "float32") != "float32" or decoding.get("do_sample"):
+        # Greedy float32 outputs do not depend on batching (tested); reduced precision and sampling do.
+        identity["batch_size"] = batch_size
+    generations: list[Generation] = []
+    generated = 0
+    for arm, adapter_fp in [("base", None), *[(a.name, a.fingerprint) for a in backend.adapters]]:
+        gens, n_new = _generate_arm(backend, cache, plan.items, requests, arm, adapter_fp, identity, decoding, batch_size, progress)
+        generations.extend(gens)
+        generated += n_new
+    return generations, generated
+
+
+def _shard_info(plan: RunPlan) -> ShardInfo | None:
+    if not plan.options.shard:
+        return None
+    positions = {it.id: i for i, it in enumerate(plan.all_items)}
+    return ShardInfo(index=plan.options.shard[0], count=plan.options.shard[1], item_ids=[it.id for it in plan.items],
+                     positions=[positions[it.id] for it in plan.items], total=len(plan.all_items))
 
 
 def write_run(run_dir: Path, manifest: Manifest, generations: list[Generation], items: Sequence[Item],

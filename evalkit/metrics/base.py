@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,30 @@ def metric(name: str, *, binary: bool = False, description: str = "") -> Callabl
     return decorate
 
 
+def _check_types(factory: Callable[..., Any], params: dict[str, Any], metric_type: str) -> None:
+    """Check each given parameter against the factory's annotation (strictly: "false" is not a bool).
+
+    The annotations are what a metric declares about its parameters, for built-ins and plugins
+    alike; a factory without annotations is not checked.
+    """
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    try:
+        hints = typing.get_type_hints(factory)
+    except Exception:  # a plugin's annotation that cannot be resolved: nothing to check against
+        return
+    for name, value in params.items():
+        if name not in hints:
+            continue
+        try:
+            TypeAdapter(hints[name], config=ConfigDict(strict=True)).validate_python(value)
+        except ValidationError:
+            wanted = getattr(hints[name], "__name__", None) or str(hints[name]).replace("typing.", "")
+            raise MetricError(f"params.{name}: {value!r} ({type(value).__name__}) is not a {wanted}, which {metric_type} expects") from None
+        except Exception:  # pydantic cannot build a validator for an exotic annotation: do not guess
+            continue
+
+
 def build_metric(spec: Any, base_dir: Path) -> Metric:
     """Build the metric a suite's ``MetricSpec`` describes.
 
@@ -105,6 +130,7 @@ def build_metric(spec: Any, base_dir: Path) -> Metric:
     except TypeError as exc:
         accepted = [p for p in sig.parameters if p != "base_dir"]
         raise MetricError(f"params: {exc}; {spec.type} accepts: {', '.join(accepted) or 'no parameters'}") from None
+    _check_types(factory, spec.params, spec.type)
     try:
         scorer = factory(**params)
     except MetricError:

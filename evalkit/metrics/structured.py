@@ -69,7 +69,8 @@ def json_schema(schema: str | dict[str, Any], *, base_dir: Path) -> Scorer:
     return score
 
 
-def _get(obj: Any, dotted: str) -> Any:
+def get_path(obj: Any, dotted: str) -> Any:
+    """``obj["a"]["b"][0]`` for ``"a.b.0"``; KeyError when any step is missing."""
     for part in dotted.split("."):
         if isinstance(obj, dict) and part in obj:
             obj = obj[part]
@@ -94,7 +95,8 @@ def field_match(
         field: One answer field (dotted paths reach into nested objects).
         fields: Several answer fields; all must match.
         reference: Row field holding the expected value (one field), or a mapping
-            answer field → row field; by default the row field of the same name.
+            answer field → row field; by default the row field of the same name. Dotted
+            paths reach into nested row values (``expected.product``).
         normalize: exact, strip, casefold or numeric (see ``normalize.values_equal``).
         tolerance: Allowed absolute difference for ``numeric``.
     """
@@ -112,18 +114,23 @@ def field_match(
         refs = {n: (reference or {}).get(n, n) for n in names}
 
     def score(output: str, item: Item) -> Score:
-        missing = [refs[n] for n in names if refs[n] not in item.row]
-        if missing:
-            return Score.failed(f"row has no reference field {missing[0]!r}")
+        wants = {}
+        for n in names:
+            try:
+                wants[n] = get_path(item.row, refs[n])
+            except KeyError:
+                return Score.failed(f"row has no reference field {refs[n]!r}")
+            if wants[n] is None:
+                return Score.failed(f"reference field {refs[n]!r} is null in this row")
         try:
             answer = extract_json(output)
         except NoJSON as exc:
             return Score(0.0, detail=str(exc))
         wrong = []
         for n in names:
-            want = item.row[refs[n]]
+            want = wants[n]
             try:
-                got = _get(answer, n)
+                got = get_path(answer, n)
             except KeyError:
                 wrong.append(f"{n}: missing (want {want!r})")
                 continue

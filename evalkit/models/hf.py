@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from evalkit._util import sha256_text
+from evalkit._util import first_line, sha256_text
 from evalkit.errors import AdapterError, ModelError
 from evalkit.models.adapters import AdapterRef, resolve_local
 from evalkit.models.base import (
@@ -229,8 +229,9 @@ def load_tokenizer(model: ResolvedModel) -> Any:
 
     try:
         tok = AutoTokenizer.from_pretrained(model.path, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"base model {model.spec!r}: cannot load its tokenizer: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # tokenizers raises its own exception types for damaged files
+        raise ModelError(f"base model {model.spec!r}: cannot load its tokenizer from {model.path} ({first_line(exc)}); "
+                         f"the tokenizer files are missing or damaged") from exc
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -117,7 +118,12 @@ def _embedded_dir(alias: str) -> Path:
     gguf_dir = Path(list(spec.submodule_search_locations)[0])
     if not (gguf_dir / gguf_name).exists():
         raise ModelError(f"{gguf_dir / gguf_name} is missing; reinstall {package.replace('_', '-')}")
-    _convert_gguf(gguf_dir, gguf_name, target)
+    logging.getLogger("evalkit").info(f"preparing the embedded model {alias} (converted once to safetensors in {target.parent}, about 20 s)…")
+    try:
+        _convert_gguf(gguf_dir, gguf_name, target)
+    except OSError as exc:
+        raise ModelError(f"cannot write the converted embedded model to {target} ({exc.strerror or exc}); "
+                         f"set EVALKIT_HOME to a writable folder") from exc
     return target
 
 

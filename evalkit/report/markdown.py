@@ -8,7 +8,7 @@ from typing import Any
 
 from evalkit.records import Manifest, MetricDelta, Summary
 
-__all__ = ["delta_table", "fmt_p", "headline", "render_markdown"]
+__all__ = ["compare_markdown", "delta_table", "fmt_p", "headline", "render_markdown"]
 
 EXAMPLES_PER_DIRECTION = 3
 
@@ -231,4 +231,17 @@ def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict
     if plot and arms:
         parts += [f"![Δ with 95% CI per metric]({plot})", ""]
     parts += ["## Flips", "", *_flips_section(summary, generations), "", "## Run facts", "", *_facts(summary, manifest), ""]
+    return "\n".join(parts)
+
+
+def compare_markdown(summary: Summary) -> str:
+    """``evalkit compare``: run A's arm against run B's, paired by item id, with the same notes as a report."""
+    runs = summary.extra.get("runs", {})
+    title = f"# {summary.suite}: {summary.arms[0]} ({runs.get('A', '?')}) vs {summary.arms[1]} ({runs.get('B', '?')})"
+    parts = [title, "", headline(summary), "", delta_table(summary), ""]
+    notes = _notes(summary, list(summary.extra.get("differences", [])))
+    if summary.extra.get("unmatched"):
+        notes.append(f"ℹ️ {summary.extra['unmatched']} items are in only one run and were left out.")
+    if notes:
+        parts += ["\n".join(f"- {n}" for n in notes), ""]
     return "\n".join(parts)
