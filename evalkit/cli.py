@@ -236,6 +236,22 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
     check_writable_dir(path.parent if str(path.parent) else Path("."), "--out folder")
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from evalkit.report import write_report
+    from evalkit.report.markdown import delta_table, headline
+    from evalkit.rundir import load_run
+    from evalkit.shards import merge_shards
+
+    run_dir = merge_shards(args.run_dirs, Path(args.runs_dir))
+    report = write_report(run_dir)
+    summary = load_run(run_dir).summary
+    if len(summary.arms) > 1:
+        out.print(headline(summary).replace("**", ""))
+        out.print(delta_table(summary), markup=False)
+    out.print(f"merged {len(args.run_dirs)} shards, {summary.n_items} items · report: [bold]{escape(str(report))}[/]")
+    return 0
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     from evalkit._util import atomic_write
     from evalkit.gate import evaluate_gate, gate_markdown, load_policy
@@ -409,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="also write the Markdown table to this file")
     c.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     c.set_defaults(func=cmd_compare)
+
+    mg = sub.add_parser("merge", help="join the partial runs of `evalkit run --shard I/N` into one run and report",
+                        description="Check that the shard run directories belong together (same suite, models, backend, decoding, "
+                        "metrics) and hold every item once, then compute the statistics once over all items and write a new run directory.")
+    mg.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="the run directory of every shard")
+    mg.add_argument("--runs-dir", default="runs", help="where the merged run directory is created (default: %(default)s)")
+    mg.set_defaults(func=cmd_merge)
 
     g = sub.add_parser("gate", help="pass/fail a run against a policy; exit 0 pass, 1 fail, 2 bad input",
                        description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n) "

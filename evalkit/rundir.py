@@ -20,7 +20,7 @@ import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit._util import atomic_write
 from evalkit.errors import RunDirError
@@ -36,6 +36,9 @@ from evalkit.records import (
     parse_record,
     summary_from_dict,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["RunDir", "load_run", "write_generations", "write_json", "write_scores"]
 
@@ -114,6 +117,26 @@ class RunDir:
                 raise RunDirError(f"{where}:{reader.line_num}: too few columns; the file is damaged: {_RERUN}")
             rows.append(ScoreRow(r["item_id"], r["arm"], r["metric"], value, r["error"] or None, r["detail"]))
         return rows
+
+    # pandas views, for analysis in a notebook (pandas is imported only when asked for)
+
+    def scores_df(self) -> pd.DataFrame:
+        """``scores.csv``: one row per item × arm × metric (value NaN where the metric recorded an error)."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(r) for r in self.scores()], columns=list(SCORE_COLUMNS))
+
+    def generations_df(self) -> pd.DataFrame:
+        """``generations.jsonl``: one row per item × arm (text, token counts, latency, cached, error, messages)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.generations())
+
+    def comparison_df(self) -> pd.DataFrame:
+        """``summary.json``'s paired comparison: one row per metric × adapter arm (means, Δ, CI, p, Holm p, n, flips)."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(d) for d in self.summary.deltas])
 
 
 def _json_doc(path: Path) -> dict[str, Any]:

@@ -250,7 +250,7 @@ def run_suite(
         shard=_shard_info(plan),
     )
     name = suite.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else "")
-    run_dir = _new_run_dir(options.runs_dir, name)
+    run_dir = new_run_dir(options.runs_dir, name)
     write_run(run_dir, manifest, generations, plan.items, plan.messages, scores, summary)
     return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated, cached=manifest.cached, warnings=warnings)
 
@@ -378,7 +378,8 @@ def _model_config(path: Path | None) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _new_run_dir(runs_dir: Path, name: str) -> Path:
+def new_run_dir(runs_dir: Path, name: str) -> Path:
+    """A new, empty ``runs_dir/<YYYYmmdd-HHMMSS>-<name>`` (``-2``, ``-3``, … when taken): never an existing one."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = runs_dir / f"{stamp}-{name}"
     n = 1
