@@ -185,10 +185,11 @@ def run_suite(
             generations.extend(gens)
             generated += n_new
             cached += sum(g.cached for g in gens)
-    failed = sum(g.error is not None for g in generations)
-    if failed:
-        _warn(f"{failed} of {len(generations)} generations failed after retries; they are recorded as errors for every metric "
-              f"(see the error field of generations.jsonl) and are tried again on the next run")
+    failed = {arm: sum(g.arm == arm and g.error is not None for g in generations) for arm, _ in arms}
+    if any(failed.values()):
+        per_arm = ", ".join(f"{arm}: {n} of {len(items)}" for arm, n in failed.items())
+        _warn(f"{sum(failed.values())} of {len(generations)} generations failed after retries ({per_arm}); they are recorded "
+              f"as errors for every metric (see the error field of generations.jsonl) and are tried again on the next run")
 
     scores = score_all(items, generations, metrics)
     summary = summarize(
