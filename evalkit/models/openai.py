@@ -28,7 +28,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -94,7 +93,6 @@ class OpenAIBackend:
         self._served = {"base": base, **{a.name: a.config["served_model"] for a in self.adapters}}
         self._client = EndpointClient(self.endpoint, api_key=api_key, timeout_s=timeout_s, concurrency=concurrency, retry=retry)
         self._concurrency = concurrency
-        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._prompt_logprobs: bool | None = None
         self._context_lengths: dict[tuple[str, str], int] = {}
@@ -177,9 +175,6 @@ class OpenAIBackend:
             raise BackendError(f"loglikelihood through {self.endpoint} ({model}) failed: {exc}") from None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
         self._client.close()
 
     # ------------------------------------------------------------ internals
@@ -191,20 +186,42 @@ class OpenAIBackend:
             raise ValueError(f"unknown arm {arm!r}") from None
 
     def _map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        """``fn`` over ``items`` with at most ``concurrency`` in flight, results in order."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="evalkit-openai")
-            pool = self._pool
+        """``fn`` over ``items`` with at most ``concurrency`` in flight, results in order.
+
+        Daemon threads rather than a ThreadPoolExecutor, whose workers the interpreter waits
+        for at exit: after Ctrl-C a request still in flight would hold the exit for up to
+        ``--timeout`` seconds. The first exception stops the hand-out and is raised here.
+        """
+        results: list[Any] = [None] * len(items)
+        failures: list[BaseException] = []
+        pending = iter(enumerate(items))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    job = None if failures else next(pending, None)
+                if job is None:
+                    return
+                try:
+                    results[job[0]] = fn(job[1])
+                except BaseException as exc:  # handed to the caller's thread below
+                    with lock:
+                        failures.append(exc)
+
+        threads = [threading.Thread(target=work, name="evalkit-openai", daemon=True) for _ in range(min(self._concurrency, len(items)))]
+        for t in threads:
+            t.start()
         try:
-            return list(pool.map(fn, items))
-        except (KeyboardInterrupt, SystemExit):
-            # Ctrl-C: the other requests stop their backoffs instead of sleeping through them; the backend is done.
+            for t in threads:
+                t.join()
+        except BaseException:
+            # Ctrl-C: the other requests stop their backoffs at once; the backend is not used afterwards.
             self._client.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            with self._lock:
-                self._pool = None
             raise
+        if failures:
+            raise failures[0]
+        return results
 
     def _check_models(self) -> None:
         """The endpoint answers, accepts the key, and serves every named model (when it lists its models)."""

@@ -116,6 +116,42 @@ def test_lost_server_mid_run_is_an_item_error_not_a_crash(server):
     assert out.error is not None and "after 3 attempts" in out.error
 
 
+CHILD = """
+import sys
+from evalkit.models.base import GenerateRequest
+from evalkit.models.openai import OpenAIBackend
+backend = OpenAIBackend(sys.argv[1], "base-model", timeout_s=60)
+try:
+    backend.generate([GenerateRequest(({"role": "user", "content": "hi"},), "p")] * 2, "base", {"max_new_tokens": 4})
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_during_requests_exits_without_waiting_for_them(server):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server.respond = lambda r: Reply(200, chat_reply("late"), delay_s=30)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, server.url], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.posts()) < 2 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert len(server.posts()) == 2, "the child never sent its requests"
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=20) == 130
+        assert time.monotonic() - sent < 10  # not the 30 s the server takes, nor the 60 s timeout
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
 # ------------------------------------------------------------ checked before the first request
 
 
