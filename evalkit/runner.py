@@ -211,10 +211,11 @@ def run_suite(
         generations, generated = generate_all(plan, backend, cache, decoding, batch_size, progress)
         identity, template_hash = backend.identity(), backend.template_hash
         base, adapters = backend.base, backend.adapters
-    failed = sum(g.error is not None for g in generations)
-    if failed:
-        _warn(f"{failed} of {len(generations)} generations failed after retries; they are recorded as errors for every metric "
-              f"(see the error field of generations.jsonl) and are tried again on the next run")
+    failed = {arm: sum(g.arm == arm and g.error is not None for g in generations) for arm in ["base", *(a.name for a in adapters)]}
+    if any(failed.values()):
+        per_arm = ", ".join(f"{arm}: {n} of {len(plan.items)}" for arm, n in failed.items())
+        _warn(f"{sum(failed.values())} of {len(generations)} generations failed after retries ({per_arm}); they are recorded "
+              f"as errors for every metric (see the error field of generations.jsonl) and are tried again on the next run")
 
     arms = ["base", *(a.name for a in adapters)]
     scores = score_all(plan.items, generations, plan.metrics)
