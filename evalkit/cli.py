@@ -135,12 +135,14 @@ def _backend_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.suite import load_suite
+
+    suite = load_suite(args.suite)  # before the heavier imports below: a typo in the path is reported at once
+
     from evalkit.report import write_report
     from evalkit.report.markdown import delta_table, headline
     from evalkit.runner import RunOptions, run_suite
-    from evalkit.suite import load_suite
 
-    suite = load_suite(args.suite)
     options = RunOptions(
         base=args.base,
         adapters=tuple(args.adapter or ()),
@@ -203,7 +205,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for name in registry.names("metric"):
         info = registry.lookup("metric", name).info
         kind = "pass/fail" if info.get("binary") else "continuous"
-        out.print(f"[bold]{name:<14}[/] {kind:<10} {info.get('description', '')}")
+        out.print(f"[bold]{name:<14}[/] {kind:<10} {escape(info.get('description', ''))}")
+    for failure in registry.failures("metric"):  # a broken plugin hides its metrics: say so, not only on a lookup miss
+        err.print(f"[yellow]warning:[/] {escape(failure)}")
     return 0
 
 

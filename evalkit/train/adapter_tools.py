@@ -136,10 +136,6 @@ def merge_adapter(path: str | Path, out: str | Path, *, base: str, quantize: str
     Raises:
         AdapterError: the adapter does not fit the base, or the merged model cannot be saved.
     """
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
     ref = resolve_adapter(str(path), allow_pickle=allow_pickle)
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
@@ -149,6 +145,11 @@ def merge_adapter(path: str | Path, out: str | Path, *, base: str, quantize: str
     check_writable_dir(out.parent, "--out folder", AdapterError)  # before the base loads, not after the merge
     model_ref = resolve_model(base)
     check_compatible(ref, model_ref, base_shapes(model_ref))
+    # imported only now: torch, peft and transformers take seconds to import, and every check above is cheap
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     tok = load_tokenizer(model_ref)
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if quantize != "none":
