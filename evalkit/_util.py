@@ -200,7 +200,8 @@ _Validator = jsonschema.validators.extend(
 
 
 def _one_of_message(error: Any) -> str | None:
-    """``give exactly one of path, hf`` for a oneOf over required keys, instead of jsonschema's wording."""
+    """``give one of path, hf`` (or ``give only one of ...``) for a oneOf/anyOf over required keys, instead of
+    jsonschema's "is not valid under any of the given schemas"."""
     branches = error.schema.get(error.validator, [])
     keys = [b["required"][0] for b in branches if set(b) == {"required"} and len(b["required"]) == 1]
     if len(keys) != len(branches) or not isinstance(error.instance, dict):
@@ -209,6 +210,8 @@ def _one_of_message(error: Any) -> str | None:
     if given:
         return f"give only one of {', '.join(keys)} (found {', '.join(given)})"
     return f"give one of {', '.join(keys)}"
+
+
 def validate_against(doc: Any, schema: dict[str, Any], where: str, error: type[Exception], prefix: tuple[str, ...] = ()) -> None:
     """Validate ``doc`` with JSON Schema; raise ``error`` for the most relevant problem, naming the field.
 

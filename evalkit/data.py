@@ -54,8 +54,8 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
 def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"{path}: data file not found; data.path is relative to the suite file")
-    if path.is_dir():
-        raise IsADirectoryError(path)
+    if path.is_dir():  # before the suffix: "rows/" or "." is a folder, not an unsupported format
+        raise DataError(f"{path}: is a folder; data.path must name a .jsonl or .csv file")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
