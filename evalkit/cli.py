@@ -58,8 +58,11 @@ class _ArmProgress:
     def __enter__(self) -> _ArmProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self.tasks:
+            # an error's one line stands alone; after Ctrl-C the bar shows how far the run got
+            if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+                self.bar.live.transient = True
             self.bar.stop()
 
 
@@ -132,12 +135,14 @@ def _backend_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from evalkit.suite import load_suite
+
+    suite = load_suite(args.suite)  # before the heavier imports below: a typo in the path is reported at once
+
     from evalkit.report import write_report
     from evalkit.report.markdown import delta_table, headline
     from evalkit.runner import RunOptions, run_suite
-    from evalkit.suite import load_suite
 
-    suite = load_suite(args.suite)
     options = RunOptions(
         base=args.base,
         adapters=tuple(args.adapter or ()),
@@ -200,7 +205,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     for name in registry.names("metric"):
         info = registry.lookup("metric", name).info
         kind = "pass/fail" if info.get("binary") else "continuous"
-        out.print(f"[bold]{name:<14}[/] {kind:<10} {info.get('description', '')}")
+        out.print(f"[bold]{name:<14}[/] {kind:<10} {escape(info.get('description', ''))}")
+    for failure in registry.failures("metric"):  # a broken plugin hides its metrics: say so, not only on a lookup miss
+        err.print(f"[yellow]warning:[/] {escape(failure)}")
     return 0
 
 
@@ -217,9 +224,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         err.print(f"[yellow]warning:[/] {escape(note)}")
     text = compare_markdown(summary)
     if args.out:
-        from evalkit._util import atomic_write
-
-        atomic_write(Path(args.out), text)
+        _write(Path(args.out), text, "choose another --out")
         err.print(f"wrote {args.out}")
     out.print(text, markup=False)
     return 0
@@ -227,7 +232,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     """--out must not replace a file the user did not ask to replace, and must be writable (checked before work)."""
-    from evalkit.runner import check_writable_dir
+    from evalkit._util import check_writable_dir
 
     if path.is_dir():
         raise SuiteError(f"--out {path}: is a folder; give a file path")
@@ -252,19 +257,29 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
+def _write(path: Path, text: str, fix: str) -> None:
+    """Write an output file; a folder that turned out unwritable is one line, not a crash."""
     from evalkit._util import atomic_write
+    from evalkit.errors import RunDirError
+
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot write ({exc.strerror or exc}); {fix}") from None
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
     from evalkit.gate import evaluate_gate, gate_markdown, load_policy
     from evalkit.rundir import load_run
 
-    if args.out and Path(args.out).is_dir():
-        raise SuiteError(f"--out {args.out}: is a folder; give a file path for the gate summary")
+    if args.out:  # checked before reading anything: e.g. --out RUN/manifest.json would destroy the run
+        _refuse_existing(Path(args.out), args.overwrite)
     run = load_run(args.run_dir)
-    policy = load_policy(args.policy, run.manifest.gate, where=f"{run.manifest.suite.path}: gate")
+    policy = load_policy(args.policy, run.manifest.gate, where=run.manifest.suite.path)
     result = evaluate_gate(run.summary, policy)
     text = gate_markdown(result, run.summary, run.path)
     target = Path(args.out) if args.out else run.path / "gate.md"
-    atomic_write(target, text)
+    _write(target, text, "pass --out with a writable path for the gate summary")
     for r in result.results:
         mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         out.print(f"{mark}  {escape(r.arm)} · {escape(r.rule)}: {escape(r.observed)} (needs {escape(r.required)})")
@@ -438,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "from --policy or the suite's gate: section, and write a Markdown summary for the PR.")
     g.add_argument("run_dir")
     g.add_argument("--policy", help="gate policy YAML (default: the suite's gate: section)")
-    g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md)")
+    g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md, rewritten each time)")
+    g.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     g.set_defaults(func=cmd_gate)
 
     m = sub.add_parser("metrics", help="list the metrics suites can use (built-ins and plugins)")
@@ -495,7 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalkitError as exc:
         if args.debug:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        # one line, always: a message that quotes a library's multi-line text is joined up
+        err.print(f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished batches are in the cache; run the same command again to resume")

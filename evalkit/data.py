@@ -54,6 +54,8 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
 def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"{path}: data file not found; data.path is relative to the suite file")
+    if path.is_dir():  # before the suffix: "rows/" or "." is a folder, not an unsupported format
+        raise DataError(f"{path}: is a folder; data.path must name a .jsonl or .csv file")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
@@ -71,13 +73,21 @@ def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
         return rows
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a byte-order mark
-            reader = csv.DictReader(fh)
+            # strict: an unbalanced quote is an error, not a field that swallows the rest of the file
+            reader = csv.DictReader(fh, strict=True)
             header = reader.fieldnames or []
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:  # DictReader would silently keep the last column of each name
                 raise DataError(f"{path}:1: the header names {', '.join(repr(d) for d in dupes)} more than once; give each column a unique name")
             rows = []
-            for r in reader:
+            records = iter(reader)
+            while True:
+                try:
+                    r = next(records)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc}); check the quoting on or before that line") from None
                 if None in r:  # DictReader puts values beyond the header under the key None
                     raise DataError(
                         f"{path}:{reader.line_num}: more values than the header's {len(header)} columns; "
@@ -111,14 +121,18 @@ def load_items(spec: DataSpec, where: str, *, allow_network: bool = False) -> li
     """
     rows = load_rows(spec, allow_network=allow_network)
     if not rows:
-        raise DataError(f"{where}: the data has no rows")
+        source = spec.path if spec.path is not None else f"dataset {(spec.hf or {}).get('path')!r}"
+        raise DataError(f"{where}: the data has no rows ({source}); add rows or fix data.path")
     items: list[Item] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
         if spec.id_field:
             if spec.id_field not in row:
                 raise DataError(f"{where}: row {i + 1} has no id field {spec.id_field!r} (data.id_field); add it or drop id_field")
-            item_id = str(row[spec.id_field])
+            value = row[spec.id_field]
+            if value is None or isinstance(value, (dict, list, bool)):
+                raise DataError(f"{where}: row {i + 1}: id field {spec.id_field!r} (data.id_field) is {value!r}; ids must be strings or numbers")
+            item_id = str(value)
         else:
             item_id = sha256_text(canonical_json(row))[:12]
         if item_id in seen:
@@ -172,6 +186,8 @@ class Renderer:
             raise DataError(f"{where}: {exc.message}; the row has fields: {fields}") from None
         except jinja2.exceptions.SecurityError as exc:
             raise DataError(f"{where}: refused by the template sandbox: {exc}") from None
+        except _NullValue:
+            raise DataError(f"{where}: an expression in the template is null (e.g. a nested field that is null); give it a value or drop the row") from None
         except Exception as exc:  # the template's own code failed on this row: the suite's mistake, not evalkit's
             hint = "templates cannot include or import other files" if "loader" in str(exc) else "fix the template"
             raise DataError(f"{where}: the template failed: {type(exc).__name__}: {exc}; {hint}") from None
@@ -181,7 +197,10 @@ class Renderer:
         out = []
         if "system" in self._templates:
             out.append({"role": "system", "content": self._render("system", item)})
-        out.append({"role": "user", "content": self._render("user", item)})
+        user = self._render("user", item)
+        if not user:  # a model asked nothing answers nothing useful; the suite or the row is wrong
+            raise DataError(f"{self._where}: prompt.user: item {item.id!r} renders to an empty message; check the template and the row's fields")
+        out.append({"role": "user", "content": user})
         return out
 
     def target(self, item: Item) -> str:
@@ -191,8 +210,12 @@ class Renderer:
         return self._render("target", item)
 
 
+class _NullValue(Exception):
+    """An expression in a template rendered None."""
+
+
 def _refuse_none(value: Any) -> Any:
     """Jinja ``finalize``: an expression that renders None (a null nested field) is an error, not the text 'None'."""
     if value is None:
-        raise ValueError("an expression in the template is null (None); give the field a value")
+        raise _NullValue
     return value

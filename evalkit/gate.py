@@ -22,7 +22,7 @@ from evalkit.records import MetricDelta, Summary
 from evalkit.errors import GateError
 from evalkit.report.markdown import fmt_p
 
-__all__ = ["GateResult", "RuleResult", "evaluate_gate", "gate_markdown", "load_policy"]
+__all__ = ["GateResult", "RuleResult", "check_policy", "evaluate_gate", "gate_markdown", "load_policy"]
 
 
 @dataclass(frozen=True)
@@ -52,23 +52,50 @@ class GateResult:
         return [r for r in self.results if not r.passed]
 
 
-def load_policy(path: str | Path | None, suite_gate: dict[str, Any] | None = None, where: str = "suite gate") -> dict[str, Any]:
+def load_policy(path: str | Path | None, suite_gate: dict[str, Any] | None = None, where: str = "suite") -> dict[str, Any]:
     """Read and validate a policy file, or the suite's ``gate:`` section.
 
+    Args:
+        where: the suite file, named in errors about its ``gate:`` section.
+
     Raises:
-        GateError: no policy anywhere, malformed YAML, or a schema violation.
+        GateError: no policy anywhere, malformed YAML, a schema violation, or a rule that checks nothing.
     """
     if path is not None:
         doc = load_yaml(Path(path), GateError)
-        where = str(path)
+        check_policy(doc, str(path), GateError)
     elif suite_gate is not None:
         doc = suite_gate
+        check_policy(doc, where, GateError, prefix="gate")
     else:
         raise GateError("no gate policy: pass --policy gate.yaml or add a gate: section with rules to the suite")
-    if not isinstance(doc, dict):
-        raise GateError(f"{where}: a gate policy must be a mapping with rules")
-    validate_against(doc, package_schema("gate.schema.json"), where, GateError)
     return doc
+
+
+def check_policy(doc: Any, where: str, error: type[Exception] = GateError, metrics: list[str] | None = None, prefix: str = "") -> None:
+    """Everything about a policy that can be checked without a run (the suite's ``gate:`` is checked when it loads).
+
+    Args:
+        metrics: the metric names rules may name, when known (a suite's metrics).
+        prefix: ``"gate"`` when the policy is a suite's section (field names become ``gate.rules[0]``).
+
+    Raises:
+        error: naming the rule and the fix.
+    """
+    head = f"{prefix}." if prefix else ""
+    if not isinstance(doc, dict):
+        raise error(f"{where}: {prefix or '(top level)'}: a gate policy must be a mapping with rules")
+    validate_against(doc, package_schema("gate.schema.json"), where, error, prefix=(prefix,) if prefix else ())
+    checks = 0
+    for i, rule in enumerate(doc["rules"]):
+        metric = rule.get("metric")
+        if metric is None and set(rule) != {"min_n"}:
+            raise error(f"{where}: {head}rules[{i}]: give a metric (only min_n may apply to every metric)")
+        if metrics is not None and metric is not None and metric not in metrics:
+            raise error(f"{where}: {head}rules[{i}].metric: {metric!r} is not a metric of this suite ({', '.join(sorted(metrics))})")
+        checks += sum(k in rule for k in ("min_n", "min_delta", "max_drop", "min_value")) + bool(rule.get("require_significant"))
+    if not checks:
+        raise error(f"{where}: {head}rules: no rule checks anything (e.g. only require_significant: false); a gate with no checks cannot pass")
 
 
 def _check(rule: dict[str, Any], d: MetricDelta, alpha: float) -> list[RuleResult]:

@@ -207,26 +207,61 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _nan(v: Any) -> float:
-    return float("nan") if v is None else float(v)
-
-
 def summary_from_dict(doc: dict[str, Any]) -> Summary:
-    """Rebuild a ``Summary`` from ``summary.json`` (null → NaN).
+    """Rebuild a ``Summary`` from ``summary.json`` (null → NaN) and check that its parts agree.
 
     Raises:
-        RecordError: a field is missing or of the wrong type.
+        RecordError: a field is missing or of the wrong type, naming it (``means.base.format``), or the
+            parts disagree (an arm without means, a metric without a delta, a negative count).
     """
     floats = ("reference_mean", "arm_mean", "delta", "ci_low", "ci_high", "p_value", "p_adjusted", "mde")
-    try:
-        deltas = [{k: (_nan(v) if k in floats else v) for k, v in d.items()} for d in doc["deltas"]]
-        means = {a: {m: _nan(v) for m, v in ms.items()} for a, ms in doc["means"].items()}
-        identical = {a: _nan(v) for a, v in doc["identical_outputs"].items()}
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise RecordError(f"{_describe_exc(exc)}") from None
-    return parse_record(Summary, {**doc, "deltas": deltas, "means": means, "identical_outputs": identical})
+
+    def number(v: Any, where: str) -> float:
+        if v is None:
+            return float("nan")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise RecordError(f"{where}: {v!r} is not a number")
+        return float(v)
+
+    def mapping(v: Any, where: str) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise RecordError(f"{where}: should be an object, not {type(v).__name__}")
+        return v
+
+    for key in ("deltas", "means", "identical_outputs", "arms", "metrics", "errors"):
+        if key not in doc:
+            raise RecordError(f"{key}: field required")
+    if not isinstance(doc["deltas"], list):
+        raise RecordError(f"deltas: should be a list, not {type(doc['deltas']).__name__}")
+    deltas = [{k: (number(v, f"deltas.{i}.{k}") if k in floats else v) for k, v in mapping(d, f"deltas.{i}").items()}
+              for i, d in enumerate(doc["deltas"])]
+    means = {a: {m: number(v, f"means.{a}.{m}") for m, v in mapping(ms, f"means.{a}").items()} for a, ms in mapping(doc["means"], "means").items()}
+    identical = {a: number(v, f"identical_outputs.{a}") for a, v in mapping(doc["identical_outputs"], "identical_outputs").items()}
+    summary = parse_record(Summary, {**doc, "deltas": deltas, "means": means, "identical_outputs": identical})
+    _check_summary(summary)
+    return summary
 
 
+def _check_summary(s: Summary) -> None:
+    """What readers rely on: the reference is an arm, every arm has a mean and an error count per metric,
+    every adapter arm has a delta per metric, and counts are not negative."""
+    if not s.arms or s.reference not in s.arms:
+        raise RecordError(f"arms: {s.arms} must include the reference arm {s.reference!r}")
+    if len(set(s.arms)) != len(s.arms) or len(set(s.metrics)) != len(s.metrics):
+        raise RecordError("arms and metrics must not repeat a name")
+    for arm in s.arms:
+        for m in s.metrics:
+            if m not in s.means.get(arm, {}):
+                raise RecordError(f"means.{arm}.{m}: field required")
+            if m not in s.errors.get(arm, {}):
+                raise RecordError(f"errors.{arm}.{m}: field required")
+            if s.errors[arm][m] < 0:
+                raise RecordError(f"errors.{arm}.{m}: {s.errors[arm][m]} is negative")
+            if arm != s.reference and s.delta(m, arm) is None:
+                raise RecordError(f"deltas: no entry for metric {m!r} and arm {arm!r}")
+    for i, d in enumerate(s.deltas):
+        if d.n < 0 or d.reference_errors < 0 or d.arm_errors < 0:
+            raise RecordError(f"deltas.{i}: n and error counts must not be negative")
 
 
 # --------------------------------------------------------------------------- the manifest
@@ -334,12 +369,6 @@ class RecordError(ValueError):
 
 
 R = TypeVar("R")
-
-
-def _describe_exc(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"{exc.args[0]}: field required"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def parse_record(cls: type[R], doc: Any) -> R:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -24,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit._util import evalkit_home, versions
+from evalkit._util import check_writable_dir, evalkit_home, versions
 from evalkit.cache import GenerationCache, cache_key
 from evalkit.compare import summarize
 from evalkit.data import Renderer, load_items
@@ -106,23 +104,6 @@ def select_shard(items: Sequence[Item], index: int, count: int) -> list[Item]:
     return list(items[index::count])
 
 
-def check_writable_dir(path: Path, what: str) -> None:
-    """Refuse, before any work, a folder that is a file or cannot be written.
-
-    Raises:
-        RunDirError: naming the option and the fix.
-    """
-    if path.exists() and not path.is_dir():
-        raise RunDirError(f"{what} {path}: is a file, not a folder; give a folder path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".evalkit-write-check-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise RunDirError(f"{what} {path}: cannot write there ({exc.strerror or exc}); give a writable folder") from None
-
-
 @dataclass
 class RunPlan:
     """Everything a run needs that is known before a model loads, checked."""
@@ -154,7 +135,7 @@ def plan_run(suite: Suite, options: RunOptions, warn: Callable[[str], None] | No
         all_items = all_items[: options.limit]
     items = select_shard(all_items, *options.shard) if options.shard else all_items
     if not items:
-        raise DataError(f"--shard {options.shard}: this shard has no items (the suite has {len(all_items)}); use fewer shards")
+        raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")
     metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
     renderer = Renderer(suite.prompt, where)
     messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading

@@ -131,10 +131,9 @@ def load_suite(path: str | Path) -> Suite:
             raise SuiteError(f"{path}: metrics[{i}] ({spec.name}): {exc}") from exc
 
     if "gate" in doc:  # checked now, not after a whole run in CI
-        validate_against(doc["gate"], package_schema("gate.schema.json"), f"{path}: gate", SuiteError)
-        for i, rule in enumerate(doc["gate"]["rules"]):
-            if "metric" in rule and rule["metric"] not in seen:
-                raise SuiteError(f"{path}: gate.rules[{i}].metric: {rule['metric']!r} is not a metric of this suite ({', '.join(sorted(seen))})")
+        from evalkit.gate import check_policy
+
+        check_policy(doc["gate"], str(path), SuiteError, metrics=sorted(seen), prefix="gate")
 
     gen = doc.get("generation", {})
     return Suite(

@@ -62,30 +62,32 @@ def dry_score(items: Sequence[Item], metrics: Sequence[Metric], renderer: Render
     """
     problems: list[MetricProblem] = []
     warnings: list[str] = []
-    answers = {it.id: _reference_answer(renderer, it) if has_target else "" for it in items}
+    targets = {it.id: _reference_answer(renderer, it) if has_target else None for it in items}
+    with_target = sum(t is not None for t in targets.values())
     for m in metrics:
         if getattr(m, "needs_model", False):  # judged metrics call a model: not a dry check
             continue
         errors: list[tuple[str, str]] = []
         zeros = 0
         for it in items:
-            s = m.score(answers[it.id], it)
+            s = m.score(targets[it.id] or "", it)
             if s.error is not None:
                 errors.append((it.id, s.error))
-            elif m.binary and s.value == 0.0:
+            elif m.binary and s.value == 0.0 and targets[it.id] is not None:
                 zeros += 1
         if errors:
             problems.append(MetricProblem(m.name, len(errors), len(items), errors[0][0], errors[0][1]))
-        elif has_target and m.binary and zeros > len(items) / 2:
-            warnings.append(f"metric {m.name!r} fails the suite's own prompt.target on {zeros} of {len(items)} rows; check its params")
+        elif with_target and m.binary and zeros > with_target / 2:
+            # only rows whose prompt.target rendered count: a row without one says nothing about the params
+            warnings.append(f"metric {m.name!r} fails the suite's own prompt.target on {zeros} of {with_target} rows; check its params")
     return problems, warnings
 
 
-def _reference_answer(renderer: Renderer, item: Item) -> str:
+def _reference_answer(renderer: Renderer, item: Item) -> str | None:
     try:
         return renderer.target(item)
     except DataError:  # prompt.target is for training rows; an eval row may lack its fields
-        return ""
+        return None
 
 
 def check_suite(suite: Suite, *, allow_network: bool = False) -> SuiteCheck:

@@ -123,12 +123,14 @@ def build_metric(spec: Any, base_dir: Path) -> Metric:
     factory = entry.obj
     params = dict(spec.params)
     sig = inspect.signature(factory)
+    accepted = [p for p in sig.parameters if p != "base_dir"]
+    if "base_dir" in params:  # evalkit passes the suite's folder; a user value would silently be replaced
+        raise MetricError("params.base_dir: set by evalkit (the suite's folder), not by a suite; remove it from params")
     if "base_dir" in sig.parameters:
         params["base_dir"] = base_dir
     try:
         sig.bind(**params)
     except TypeError as exc:
-        accepted = [p for p in sig.parameters if p != "base_dir"]
         raise MetricError(f"params: {exc}; {spec.type} accepts: {', '.join(accepted) or 'no parameters'}") from None
     _check_types(factory, spec.params, spec.type)
     try:

@@ -8,6 +8,7 @@ in the detail. A missing reference field in the data is an error, not a 0.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,14 @@ def json_schema(schema: str | dict[str, Any], *, base_dir: Path) -> Scorer:
             schema_doc = json.loads(schema_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ValueError(f"schema file {schema_path} not found; give a path relative to the suite") from None
+        except IsADirectoryError:
+            raise ValueError(f"schema file {schema_path} is a folder; give the .json file inside it") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"schema file {schema_path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
         except json.JSONDecodeError as exc:
-            raise ValueError(f"schema file {schema_path} is not JSON: {exc}") from None
+            raise ValueError(f"schema file {schema_path} is not JSON ({exc.msg} at line {exc.lineno}); fix the file") from None
+        except OSError as exc:
+            raise ValueError(f"schema file {schema_path}: cannot read ({exc.strerror or exc})") from None
     else:
         schema_doc = schema
     cls = jsonschema.validators.validator_for(schema_doc)
@@ -54,6 +61,7 @@ def json_schema(schema: str | dict[str, Any], *, base_dir: Path) -> Scorer:
         cls.check_schema(schema_doc)
     except jsonschema.SchemaError as exc:
         raise ValueError(f"invalid JSON Schema: {exc.message}") from None
+    _check_refs(schema_doc, cls)
     validator = cls(schema_doc)
 
     def score(output: str, item: Item) -> Score:
@@ -67,6 +75,48 @@ def json_schema(schema: str | dict[str, Any], *, base_dir: Path) -> Scorer:
         return Score(0.0, detail=f"{json_path(['$', *error.absolute_path])}: {error.message}")
 
     return score
+
+
+_DATA_KEYWORDS = ("enum", "const", "default", "examples")
+"""Keywords whose values are data, not subschemas: a ``$ref`` key inside them is not a reference."""
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for key, value in node.items():
+            if key not in _DATA_KEYWORDS:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _has_nested_id(node: Any, top: bool = True) -> bool:
+    if isinstance(node, dict):
+        return (not top and "$id" in node) or any(_has_nested_id(v, False) for v in node.values())
+    return isinstance(node, list) and any(_has_nested_id(v, False) for v in node)
+
+
+def _check_refs(schema: Any, cls: Any) -> None:
+    """Every ``$ref`` must resolve inside the schema: an unresolvable one would make the metric error on
+    every item, after generation, instead of now. (Nothing is fetched; a schema with nested ``$id``
+    scopes is left to the validator.)"""
+    if not isinstance(schema, dict) or _has_nested_id(schema):
+        return
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import specification_with
+
+    base = schema.get("$id") if isinstance(schema.get("$id"), str) else "urn:evalkit:schema"
+    spec = specification_with(cls.META_SCHEMA.get("$schema", ""), default=specification_with("https://json-schema.org/draft/2020-12/schema"))
+    resolver = Registry().with_resource(base, Resource.from_contents(schema, default_specification=spec)).resolver(base_uri=base)
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise ValueError(f"schema $ref {ref!r} does not resolve (evalkit fetches nothing); point it into the schema, e.g. #/$defs/name") from None
 
 
 def get_path(obj: Any, dotted: str) -> Any:

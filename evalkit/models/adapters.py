@@ -8,7 +8,7 @@ adapter whose recorded base differs from ``--base`` is refused too.
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,10 +49,24 @@ class AdapterRef:
 
 
 def parse_adapter_arg(arg: str) -> tuple[str | None, str]:
-    """Split ``NAME=PATH`` (or a bare ``PATH``) from the command line."""
+    """Split ``NAME=PATH`` (or a bare ``PATH``) from the command line.
+
+    Raises:
+        AdapterError: ``NAME=`` with no path, or a NAME that is not a valid arm name (when the whole
+            argument is not itself an existing path, which may contain ``=``).
+    """
     name, sep, path = arg.partition("=")
     if sep and _ARM_NAME.match(name):
+        if not path:
+            raise AdapterError(f"--adapter {arg}: no path after {name}=; give --adapter {name}=PATH")
         return name, path
+    if sep and "/" not in name and not Path(arg).expanduser().exists():
+        raise AdapterError(
+            f"--adapter {arg}: arm name {name!r} must start with a letter and hold only letters, digits, _ and - "
+            f"(at most 64); rename it"
+        )
+    if not arg:
+        raise AdapterError("--adapter: empty path; give the folder that holds adapter_config.json")
     return None, arg
 
 
@@ -69,8 +83,16 @@ def _check_lora_config(config: dict[str, Any], where: Path) -> None:
     if not isinstance(r, int) or isinstance(r, bool) or r < 1:
         raise AdapterError(f"{where}: r is {r!r}; a LoRA adapter's rank r must be a whole number >= 1")
     alpha = config.get("lora_alpha", r)
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
-        raise AdapterError(f"{where}: lora_alpha is {alpha!r}; it must be a number")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
+        raise AdapterError(f"{where}: lora_alpha is {alpha!r}; it must be a positive number (scaling is lora_alpha / r)")
+    for key in ("use_rslora", "use_dora", "fan_in_fan_out", "inference_mode"):
+        if key in config and config[key] is not None and not isinstance(config[key], bool):
+            raise AdapterError(f"{where}: {key} is {config[key]!r}; it must be true or false (a JSON boolean, not a string)")
+    if config.get("bias", "none") not in ("none", "all", "lora_only"):
+        raise AdapterError(f"{where}: bias is {config.get('bias')!r}; it must be one of none, all, lora_only")
+    recorded = config.get("base_model_name_or_path")
+    if recorded is not None and not isinstance(recorded, str):
+        raise AdapterError(f"{where}: base_model_name_or_path is {recorded!r}; it must be the base model's name or path as a string")
     targets = config.get("target_modules")
     if targets is not None and not isinstance(targets, str) and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
         raise AdapterError(f"{where}: target_modules is {targets!r}; it must be a module name, a list of names, or a regex string")
@@ -126,6 +148,8 @@ def resolve_adapter(arg: str, *, allow_pickle: bool = False) -> AdapterRef:
         _check_ranks(config, safetensors_shapes(st, AdapterError), config_path)
     record_path = path / TRAIN_RECORD
     record = read_json_object(record_path, AdapterError, "delete it or restore it from training") if record_path.exists() else None
+    if record is not None:
+        _check_train_record(record, record_path)
     return AdapterRef(
         name=name or _arm_name(path.resolve()),
         path=path.resolve(),
@@ -135,14 +159,43 @@ def resolve_adapter(arg: str, *, allow_pickle: bool = False) -> AdapterRef:
     )
 
 
+def _check_train_record(record: dict[str, Any], where: Path) -> None:
+    """The fields of ``evalkit-train.json`` that evaluation reads, with the types it reads them as."""
+    fix = "delete it or restore it from training"
+    for key, kind in (("base", dict), ("config", dict), ("chat_template_sha256", str)):
+        if record.get(key) is not None and not isinstance(record[key], kind):
+            raise AdapterError(f"{where}: {key} is {record[key]!r}, not a{'n object' if kind is dict else ' string'}; {fix}")
+    fingerprint = (record.get("base") or {}).get("fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise AdapterError(f"{where}: base.fingerprint is {fingerprint!r}, not a string; {fix}")
+    quant = (record.get("config") or {}).get("quantization")
+    if quant is not None and not (isinstance(quant, dict) and isinstance(quant.get("mode", "none"), str)):
+        raise AdapterError(f"{where}: config.quantization is {quant!r}, not an object with a mode; {fix}")
+
+
+def _pattern_rank(config: dict[str, Any], module: str, where: Path) -> int:
+    """The rank peft gives ``module``: the first ``rank_pattern`` key matching it (as peft's ``get_pattern_key``), else ``r``."""
+    for pattern, rank in (config.get("rank_pattern") or {}).items():
+        try:
+            if re.match(rf"(.*\.)?({pattern})$", module):
+                return int(rank)
+        except re.error as exc:
+            raise AdapterError(f"{where}: rank_pattern key {pattern!r} is not a valid regular expression ({exc}); fix it") from None
+    return int(config["r"])
+
+
 def _check_ranks(config: dict[str, Any], shapes: dict[str, tuple[int, ...]], where: Path) -> None:
-    """Every lora_A has ``r`` rows (or a ``rank_pattern`` rank): a config that disagrees with its weights is refused."""
-    allowed = {int(config["r"]), *(int(v) for v in (config.get("rank_pattern") or {}).values())}
+    """Every lora_A has the rank the config gives its module (``r``, or its ``rank_pattern`` rank): a config that disagrees with its weights is refused."""
     for key, shape in shapes.items():
         m = _LORA_KEY.match(key)
-        if m and m.group("which") == "A" and shape and shape[0] not in allowed:
+        if not (m and m.group("which") == "A" and shape):
+            continue
+        module = m.group("module").removeprefix("base_model.model.")
+        want = _pattern_rank(config, module, where)
+        if shape[0] != want:
+            source = f"rank_pattern gives {module} rank {want}" if want != config["r"] else f"r is {config['r']}"
             raise AdapterError(
-                f"{where}: r is {config['r']} but {key} has rank {shape[0]}; the config does not belong to these weights: "
+                f"{where}: {source} but {key} has rank {shape[0]}; the config does not belong to these weights: "
                 f"restore the adapter_config.json saved with them"
             )
 
@@ -236,8 +289,10 @@ def resolve_local(base: str, adapters: Sequence[str], options: Any) -> tuple[Res
     refs = [resolve_adapter(a, allow_pickle=options.allow_pickle) for a in adapters]
     names = [a.name for a in refs]
     for name in names:
-        if name == "base" or names.count(name) > 1:
-            raise AdapterError(f"arm name {name!r} is used twice (or is 'base'); name adapters with --adapter NAME=PATH")
+        if name == "base":
+            raise AdapterError("arm name 'base' is taken by the base model; name the adapter with --adapter NAME=PATH")
+        if names.count(name) > 1:
+            raise AdapterError(f"arm name {name!r} is used twice; name the adapters apart with --adapter NAME=PATH")
     shapes = base_shapes(model)
     for ad in refs:
         check_compatible(ad, model, shapes, allow_base_mismatch=options.allow_base_mismatch)
