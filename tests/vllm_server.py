@@ -24,7 +24,7 @@ API (import what you need into a test module; pytest finds imported fixtures)::
   ``/v1/models`` lists every served name, yields a :class:`VLLMServer`, and always
   terminates the whole process group (SIGTERM, then SIGKILL) on exit. Usable outside
   pytest (``benchmarks/bench_backends.py`` uses it).
-* fixtures ``smollm2_lora`` (a random LoRA r=8 on the embedded SmolLM2, attention
+* fixtures ``vllm_py`` (:func:`vllm_python` as a session fixture), ``smollm2_lora`` (a random LoRA r=8 on the embedded SmolLM2, attention
   projections) and ``vllm_server`` (session-scoped: one server for the whole session,
   serving the embedded model as ``smollm2`` and ``smollm2_lora`` as ``tuned``).
 
@@ -213,6 +213,12 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 @pytest.fixture(scope="session")
+def vllm_py() -> Path:
+    """:func:`vllm_python` as a fixture: list it first, so a missing environment skips before other setup."""
+    return vllm_python()
+
+
+@pytest.fixture(scope="session")
 def smollm2_lora(embedded, tmp_path_factory) -> Path:
     """A LoRA adapter (r=8, random non-zero B on q/k/v/o) for the embedded SmolLM2: it visibly changes outputs."""
     from tests.conftest import make_adapter
@@ -222,9 +228,8 @@ def smollm2_lora(embedded, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(embedded, smollm2_lora, tmp_path_factory) -> Iterator[VLLMServer]:
+def vllm_server(vllm_py, embedded, smollm2_lora, tmp_path_factory) -> Iterator[VLLMServer]:
     """One ``vllm serve`` for the session: base ``smollm2``, adapter ``tuned`` (= ``smollm2_lora``)."""
-    python = vllm_python()
     log = tmp_path_factory.mktemp("vllm-serve") / "server.log"
-    with start_vllm_server(embedded.path, {"tuned": smollm2_lora}, python=python, log=log) as server:
+    with start_vllm_server(embedded.path, {"tuned": smollm2_lora}, python=vllm_py, log=log) as server:
         yield server

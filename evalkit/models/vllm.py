@@ -131,7 +131,10 @@ class VLLMBackend:
         try:
             self._llm = LLM(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"vLLM cannot start an engine for {self.base.spec!r}: {first_line(exc)}") from exc
+            hint = ""
+            if "initialization failed" in str(exc):  # the engine process died: its own error is in the log above
+                hint = "; its cause is in the log above (a script that uses --backend vllm needs an `if __name__ == \"__main__\":` guard)"
+            raise ModelError(f"vLLM cannot start an engine for {self.base.spec!r}: {first_line(exc)}{hint}") from exc
         self._lora = {a.name: LoRARequest(a.name, i + 1, str(a.path)) for i, a in enumerate(self.adapters)}
 
     @property

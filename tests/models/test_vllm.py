@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPORTS, SUITE_YAML
-from tests.vllm_server import REPO, smollm2_lora, stop_group, vllm_env, vllm_python, vllm_server  # noqa: F401
+from tests.vllm_server import REPO, smollm2_lora, stop_group, vllm_env, vllm_py, vllm_server  # noqa: F401
 
 pytestmark = pytest.mark.vllm
 
@@ -58,9 +58,9 @@ def suite_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def vllm_side(embedded, smollm2_lora, suite_path, tmp_path_factory) -> dict[str, Any]:
+def vllm_side(vllm_py, embedded, smollm2_lora, suite_path, tmp_path_factory) -> dict[str, Any]:
     """One vLLM engine: ``evalkit run --backend vllm`` (base + adapter) and log-likelihoods for both arms."""
-    python = vllm_python()
+    python = vllm_py
     work = tmp_path_factory.mktemp("vllm-side")
     argv = ["run", str(suite_path), "--base", str(embedded.path), "--adapter", f"tuned={smollm2_lora}", "--backend", "vllm",
             "--dtype", "float32", "--max-model-len", "1024", "--runs-dir", str(work / "runs"), "--no-cache"]
@@ -183,10 +183,10 @@ def test_served_base_and_adapter_answer_like_hf_backend(vllm_server, hf_backend)
         assert served_text.strip() == want, arm
 
 
-def test_unservable_adapter_fails_before_engine_starts(embedded, tmp_path, make_suite):
+def test_unservable_adapter_fails_before_engine_starts(vllm_py, embedded, tmp_path, make_suite):
     from tests.conftest import make_adapter
 
-    python = vllm_python()
+    python = vllm_py
     dora = make_adapter(embedded.path, tmp_path / "dora", r=4, use_dora=True)
     proc = _cli(python, "run", str(make_suite(n=2)), "--base", str(embedded.path), "--adapter", f"dora={dora}",
                 "--backend", "vllm", "--runs-dir", str(tmp_path / "runs"), timeout=300)
@@ -196,8 +196,27 @@ def test_unservable_adapter_fails_before_engine_starts(embedded, tmp_path, make_
     assert "Initializing a V1 LLM engine" not in proc.stderr + proc.stdout
 
 
-def test_quantize_is_refused_before_engine_starts(embedded, tmp_path, make_suite):
-    python = vllm_python()
+def test_script_without_main_guard_fails_with_the_fix_instead_of_hanging(vllm_py, embedded, tmp_path):
+    # vLLM spawns its engine process, which re-runs an unguarded script's top level.
+    python = vllm_py
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from evalkit.models import BackendOptions, GenerateRequest, open_backend\n"
+        f"backend = open_backend('vllm', {str(embedded.path)!r}, [], BackendOptions(max_model_len=512))\n"
+        "backend.generate([GenerateRequest(messages=(), prompt='Hello')], 'base', {'max_new_tokens': 2, 'do_sample': False})\n"
+    )
+    proc = subprocess.Popen([str(python), str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=vllm_env(), cwd=tmp_path, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        stop_group(proc, grace_s=5)
+    assert proc.returncode != 0
+    assert 'put the code that runs evalkit under `if __name__ == "__main__":`' in out, out[-3000:]
+
+
+def test_quantize_is_refused_before_engine_starts(vllm_py, embedded, tmp_path, make_suite):
+    python = vllm_py
     proc = _cli(python, "run", str(make_suite(n=2)), "--base", str(embedded.path), "--backend", "vllm", "--quantize", "nf4",
                 "--runs-dir", str(tmp_path / "runs"), timeout=300)
     assert proc.returncode == 2, proc.stderr
