@@ -58,20 +58,28 @@ def suite_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def vllm_side(vllm_py, embedded, smollm2_lora, suite_path, tmp_path_factory) -> dict[str, Any]:
-    """One vLLM engine: ``evalkit run --backend vllm`` (base + adapter) and log-likelihoods for both arms."""
-    python = vllm_py
+def vllm_launch(vllm_py, embedded, smollm2_lora, suite_path, tmp_path_factory):
+    """Start the vLLM side (tests/vllm_driver.py) in the background, so the HF side runs meanwhile."""
     work = tmp_path_factory.mktemp("vllm-side")
     argv = ["run", str(suite_path), "--base", str(embedded.path), "--adapter", f"tuned={smollm2_lora}", "--backend", "vllm",
             "--dtype", "float32", "--max-model-len", "1024", "--runs-dir", str(work / "runs"), "--no-cache"]
     (work / "spec.json").write_text(json.dumps({"argv": argv, "runs_dir": str(work / "runs"), "loglikelihood": LL_REQUESTS}))
-    proc = subprocess.Popen([str(python), str(REPO / "tests" / "vllm_driver.py"), str(work / "spec.json"), str(work / "out.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=vllm_env(), cwd=REPO,
-                            start_new_session=True)
+    with open(work / "driver.log", "wb") as log:  # a file, not a pipe: nobody reads it while the HF side runs
+        proc = subprocess.Popen([str(vllm_py), str(REPO / "tests" / "vllm_driver.py"), str(work / "spec.json"), str(work / "out.json")],
+                                stdout=log, stderr=subprocess.STDOUT, env=vllm_env(), cwd=REPO, start_new_session=True)
+    yield proc, work
+    stop_group(proc, grace_s=5)
+
+
+@pytest.fixture(scope="module")
+def vllm_side(vllm_launch, hf_side) -> dict[str, Any]:
+    """One vLLM engine: ``evalkit run --backend vllm`` (base + adapter) and log-likelihoods for both arms."""
+    proc, work = vllm_launch
     try:
-        log, _ = proc.communicate(timeout=900)
-    finally:
+        proc.wait(timeout=900)
+    except subprocess.TimeoutExpired:
         stop_group(proc, grace_s=5)
+    log = (work / "driver.log").read_text(errors="replace")
     assert proc.returncode == 0 and (work / "out.json").exists(), f"vLLM driver failed ({proc.returncode}):\n{log[-4000:]}"
     result = json.loads((work / "out.json").read_text())
     assert result["rc"] == 0, f"evalkit run --backend vllm exited {result['rc']}:\n{log[-4000:]}"
@@ -90,8 +98,8 @@ def hf_backend(embedded, smollm2_lora):
 
 
 @pytest.fixture(scope="module")
-def hf_side(hf_backend, embedded, smollm2_lora, suite_path, tmp_path_factory) -> dict[str, Any]:
-    """The same run and log-likelihoods with the HF backend, in this process."""
+def hf_side(vllm_launch, hf_backend, embedded, smollm2_lora, suite_path, tmp_path_factory) -> dict[str, Any]:
+    """The same run and log-likelihoods with the HF backend, in this process (while the vLLM side runs)."""
     from evalkit.models import LoglikelihoodRequest
     from evalkit.runner import RunOptions, run_suite
     from evalkit.suite import load_suite
