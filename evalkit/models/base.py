@@ -242,6 +242,7 @@ def backend(name: str, *, description: str = "") -> Callable[[BackendFactory], B
 def _ensure_builtins() -> None:
     import evalkit.models.hf  # noqa: F401  (registers hf)
     import evalkit.models.openai  # noqa: F401  (registers openai)
+    import evalkit.models.vllm  # noqa: F401  (registers vllm)
 
 
 def backend_names() -> list[str]:
