@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import logging
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -129,6 +130,7 @@ class VLLMBackend:
             kwargs["max_model_len"] = self.options.max_model_len
         if self.adapters:
             kwargs.update(enable_lora=True, max_lora_rank=self.max_lora_rank, max_loras=len(self.adapters))
+        logging.getLogger("evalkit").info(f"starting the vLLM engine for {self.base.spec} (about a minute on a CPU)…")
         try:
             self._llm = LLM(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
