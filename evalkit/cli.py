@@ -131,6 +131,7 @@ def _backend_options(args: argparse.Namespace) -> Any:
         max_retries=args.max_retries,
         tensor_parallel_size=args.tensor_parallel_size,
         max_model_len=args.max_model_len,
+        merge_adapters=args.merge_adapters,
     )
 
 
@@ -409,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--allow-pickle", action="store_true", help="allow adapters stored as pickled adapter_model.bin (can run code)")
     local.add_argument("--allow-network", action="store_true", help="allow downloading models and datasets")
     local.add_argument("--allow-base-mismatch", action="store_true", help="use an adapter whose recorded base name differs from --base")
+    local.add_argument("--merge-adapters", action="store_true", help="hf: merge each adapter into the base weights for its arm "
+                       "(base weights restored exactly for the base arm): adapter arms at base speed, but greedy text may differ from "
+                       "the unmerged adapter where tokens nearly tie; cached apart; not with --quantize")
     local.add_argument("--tensor-parallel-size", type=_positive_int, default=1, metavar="N", help="vllm: GPUs one engine spans (default: %(default)s)")
     local.add_argument("--max-model-len", type=_positive_int, metavar="TOKENS", help="vllm: context length to reserve KV cache for (default: the model's)")
     served = r.add_argument_group("served models (--backend openai)")

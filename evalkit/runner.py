@@ -24,7 +24,6 @@ from typing import Any
 
 from evalkit._util import check_writable_dir, evalkit_home, versions
 from evalkit.cache import GenerationCache, cache_key
-from evalkit.compare import summarize
 from evalkit.data import Renderer, load_items
 from evalkit.errors import DataError, RunDirError
 from evalkit.metrics import Metric, build_metric
@@ -200,6 +199,8 @@ def run_suite(
 
     arms = ["base", *(a.name for a in adapters)]
     scores = score_all(plan.items, generations, plan.metrics)
+    from evalkit.compare import summarize  # scipy: ~1-2 s of import, paid after generation rather than before the first batch
+
     summary = summarize(suite.name, plan.items, scores, [(m.name, m.binary) for m in plan.metrics], arms, generations, seed=options.seed)
     for arm, share in summary.identical_outputs.items():
         if share >= 0.95:

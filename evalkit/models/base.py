@@ -104,6 +104,9 @@ class BackendOptions:
     """vllm: GPUs one engine spans."""
     max_model_len: int | None = None
     """vllm: context length the engine reserves KV cache for (None: the model's)."""
+    merge_adapters: bool = False
+    """hf: merge each adapter into the base weights for its arm (restored exactly for the base arm);
+    faster adapter arms, but greedy texts may differ from the unmerged adapter's where tokens tie."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,7 @@ _SPECIFIC = {
     "api_key_env": ("--api-key-env", "openai"),
     "tensor_parallel_size": ("--tensor-parallel-size", "vllm"),
     "max_model_len": ("--max-model-len", "vllm"),
+    "merge_adapters": ("--merge-adapters", "hf"),
 }
 
 

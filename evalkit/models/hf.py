@@ -52,13 +52,22 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, base: ResolvedModel, adapters: Sequence[AdapterRef] = (), options: LoadOptions = LoadOptions()) -> None:
+    def __init__(self, base: ResolvedModel, adapters: Sequence[AdapterRef] = (), options: LoadOptions = LoadOptions(),
+                 *, merge_adapters: bool = False) -> None:
+        if merge_adapters and options.quantize != "none":
+            raise ModelError(f"--merge-adapters cannot be used with --quantize {options.quantize}: merging into quantized weights "
+                             f"rounds the adapter away; drop one of the two")
         self.base = base
         self.adapters = tuple(adapters)
         self.options = options
+        self.merge_adapters = merge_adapters and bool(self.adapters)
         self.device = _resolve_device(options.device)
         self.tokenizer = load_tokenizer(base)
         self.capabilities = frozenset({"generate", "loglikelihood"})
+        self.fast_greedy = True
+        """Greedy generation through :func:`evalkit.models.greedy.greedy_generate` (False: transformers' ``generate``)."""
+        self._fast_supported: bool | None = None
+        self._merged: Any = None  # lora_merge.MergedArms once the model is loaded, with merge_adapters
         self._model: Any = None
 
     # Loading is deferred to the first use: a fully cached run never loads weights.
@@ -93,12 +102,17 @@ class HFBackend:
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise AdapterError(f"adapter cannot be loaded into {self.base.spec!r}: {str(exc).splitlines()[0]}") from exc
         model.eval()
+        if self.merge_adapters:
+            from evalkit.models.lora_merge import MergedArms
+
+            self._merged = MergedArms(model)
         return model
 
     def identity(self) -> dict[str, Any]:
         from importlib.metadata import version
 
-        return {"backend": self.name, "transformers": version("transformers"), **self.options.key(), "device": self.device.split(":")[0]}
+        merged = {"merged_adapters": True} if self.merge_adapters else {}  # merged arms round differently: cached apart
+        return {"backend": self.name, "transformers": version("transformers"), **self.options.key(), "device": self.device.split(":")[0], **merged}
 
     def render(self, messages: Sequence[Message]) -> str:
         return render_chat(self.tokenizer, list(messages))
@@ -120,20 +134,48 @@ class HFBackend:
 
     @contextmanager
     def arm(self, arm: str) -> Iterator[Any]:
-        """The model with ``arm`` active: adapters bypassed for ``base``, else that adapter set."""
+        """The model with ``arm`` active: adapters bypassed for ``base``, else that adapter set (or merged in)."""
         model = self.model
         if arm != "base" and arm not in {a.name for a in self.adapters}:
             raise ValueError(f"unknown arm {arm!r}")
+        if self._merged is not None:
+            self._merged.use(arm)  # the base arm gets the original weights back, copied exactly
         if not self.adapters:
             yield model
         elif arm == "base":
             with model.disable_adapter():  # the same weights, adapters bypassed
                 yield model
+        elif self._merged is not None:
+            yield model  # merged in by use(); peft's set_adapter would unmerge it again (by subtraction, inexactly)
         else:
             model.set_adapter(arm)
             yield model
 
     def generate(self, requests: Sequence[GenerateRequest], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
+        tok = self.tokenizer
+        if self._fast_greedy_applies(decoding):
+            from evalkit.models.greedy import greedy_generate
+
+            prompts = tok([r.prompt for r in requests], add_special_tokens=False).input_ids
+            with self.arm(arm) as model:
+                rows = greedy_generate(model, prompts, max_new_tokens=int(decoding["max_new_tokens"]), stop_ids=self._stop_ids(),
+                                       pad_id=tok.pad_token_id, device=self.device)
+            return [BackendOutput(text=tok.decode(row, skip_special_tokens=True).strip(), prompt_tokens=len(p), completion_tokens=len(row))
+                    for p, row in zip(prompts, rows)]
+        return self._generate_hf(requests, arm, decoding)
+
+    def _fast_greedy_applies(self, decoding: dict[str, Any]) -> bool:
+        """Greedy decoding with nothing but a token limit, on a model the fast loop supports (else ``generate``)."""
+        if not self.fast_greedy or decoding.get("do_sample") or not set(decoding) <= {"max_new_tokens", "do_sample", "seed"}:
+            return False
+        if self._fast_supported is None:
+            from evalkit.models.greedy import supports_fast_greedy
+
+            self._fast_supported = supports_fast_greedy(self.model)
+        return self._fast_supported
+
+    def _generate_hf(self, requests: Sequence[GenerateRequest], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
+        """transformers' ``generate``: sampling, and models or options the fast greedy loop does not cover."""
         import torch
 
         tok = self.tokenizer
@@ -195,6 +237,7 @@ class HFBackend:
 
     def close(self) -> None:
         self._model = None
+        self._merged = None
 
 
 def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -220,7 +263,7 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
 def hf_backend(base: str, adapters: Sequence[str], options: BackendOptions) -> HFBackend:
     refuse_options("hf", options)
     model, refs = resolve_local(base, adapters, options)
-    return HFBackend(model, refs, options.load)
+    return HFBackend(model, refs, options.load, merge_adapters=options.merge_adapters)
 
 
 def load_tokenizer(model: ResolvedModel) -> Any:
