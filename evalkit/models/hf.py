@@ -74,7 +74,12 @@ class HFBackend:
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = self._load()
+            import torch
+
+            # Never as inference tensors (a first load inside generate's or loglikelihood's inference_mode would make
+            # them so): peft flips requires_grad on the adapter weights when an arm switches, outside inference mode.
+            with torch.inference_mode(False):
+                self._model = self._load()
         return self._model
 
     def _load(self) -> Any:

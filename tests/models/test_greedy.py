@@ -175,3 +175,17 @@ def test_backend_fast_path_matches_generate_path_on_the_embedded_model(embedded)
     slow = be._generate_hf(reqs, "base", decoding)
     assert fast == slow
     assert any(o.completion_tokens < 24 for o in fast)  # some rows stopped early: dropping was exercised
+
+
+
+def test_fast_path_works_after_the_model_loaded_inside_inference_mode(tiny_model, tiny_adapter):
+    """Weights first loaded by a caller's ``arm()`` inside ``torch.inference_mode`` still switch arms for the fast loop."""
+    from evalkit.models import BackendOptions, LoadOptions, open_backend
+    from evalkit.models.base import GenerateRequest
+
+    be = open_backend("hf", str(tiny_model.path), [f"a={tiny_adapter}"], BackendOptions(load=LoadOptions(device="cpu")))
+    with torch.inference_mode(), be.arm("base"):
+        pass
+    msgs = ({"role": "user", "content": "hi"},)
+    outs = [be.generate([GenerateRequest(messages=msgs, prompt=be.render(msgs))], arm, {"max_new_tokens": 4}) for arm in ("base", "a", "base")]
+    assert all(1 <= o[0].completion_tokens <= 4 for o in outs)
