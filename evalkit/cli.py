@@ -239,24 +239,31 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from evalkit.train import TrainEvents, load_train_config, train
 
-    import datasets
-
-    datasets.disable_progress_bars()  # TRL tokenizes with datasets.map; evalkit shows its own progress
     config = load_train_config(args.config)
     if args.output_dir:
         from dataclasses import replace
 
         config = replace(config, output_dir=Path(args.output_dir).resolve())
+    import datasets
+
+    datasets.disable_progress_bars()  # TRL tokenizes with datasets.map; evalkit shows its own progress
     _announce_conversion(config.base)
     columns = (TextColumn("[bold]train[/] loss {task.fields[loss]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("train", total=None, loss="–")
+    # The bar starts at the first step: a pre-flight refusal stays one line on stderr.
+    bar = Progress(*columns, console=err)
+    task = bar.add_task("train", total=None, loss="–")
 
-        def step(done: int, total: int, loss: float | None) -> None:
-            bar.update(task, completed=done, total=total, loss=f"{loss:.3f}" if loss is not None else "–")
+    def step(done: int, total: int, loss: float | None) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total, loss=f"{loss:.3f}" if loss is not None else "–")
 
-        events = TrainEvents(info=lambda m: bar.console.print(escape(m)), warn=lambda m: bar.console.print(f"[yellow]warning:[/] {escape(m)}"), step=step)
-        result = train(config, resume=args.resume, events=events, allow_network=args.allow_network)
+    events = TrainEvents(info=lambda m: bar.console.print(escape(m)), warn=lambda m: bar.console.print(f"[yellow]warning:[/] {escape(m)}"), step=step)
+    try:
+        result = train(config, resume=args.resume, overwrite=args.overwrite, events=events, allow_network=args.allow_network)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "–"
     out.print(f"adapter: [bold]{result.adapter_dir}[/] · final loss {loss} · {result.record['optimizer_steps']} steps in {result.wall_s:.0f} s")
     return 0
@@ -399,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a peft LoRA adapter with TRL as the config says; writes adapter_config.json, "
                        "adapter_model.safetensors and evalkit-train.json to output_dir.")
     t.add_argument("config", help="training config YAML (see suites/incident-triage.train.yaml)")
-    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint after an interruption")
+    again = t.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    again.add_argument("--overwrite", action="store_true", help="replace the adapter already in output_dir (swapped in only once "
+                       "the new one is saved), or discard an interrupted run's checkpoints and start afresh")
     t.add_argument("--output-dir", help="override the config's output_dir")
     t.add_argument("--allow-network", action="store_true", help="allow downloading the base model")
     t.set_defaults(func=cmd_train)
