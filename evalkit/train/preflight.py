@@ -56,9 +56,12 @@ def model_skeleton(path: Path) -> Any:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise TrainError(f"{path}: cannot build a causal language model from its config.json: {str(exc).splitlines()[0]}") from exc
 
 
 def check_modules(model: Any, target_modules: str | list[str], modules_to_save: list[str]) -> None:

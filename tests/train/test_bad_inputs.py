@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ class Case:
     """One bad input: a config patch (or raw config text), data text, a setup hook, CLI args, and the words the line must hold."""
 
     def __init__(self, id: str, needles: tuple[str, ...], *, patch: dict[str, Any] | None = None, text: str | bytes | None = None,
-                 data: str | bytes | None = GOOD_DATA, setup: Callable[[Path], None] | None = None,
+                 data: str | bytes | None = GOOD_DATA, setup: Callable[[Path, Path], None] | None = None,
                  argv: Callable[[Path], list[str]] | None = None, names_config: bool = True, cpu_only: bool = False,
                  needs_missing: str | None = None) -> None:
         self.id, self.needles, self.patch, self.text, self.data = id, needles, patch or {}, text, data
@@ -59,26 +60,34 @@ class Case:
         self.cpu_only, self.needs_missing = cpu_only, needs_missing
 
 
-def _finished_adapter(folder: Path) -> None:
+def _finished_adapter(folder: Path, tiny: Path | None = None) -> None:
     out = folder / "out"
     out.mkdir()
     (out / "adapter_config.json").write_text("{}")
     (out / "adapter_model.safetensors").write_bytes(b"weights of a finished run")
 
 
-def _checkpoints_only(folder: Path) -> None:
+def _checkpoints_only(folder: Path, tiny: Path | None = None) -> None:
     (folder / "out" / "checkpoints" / "checkpoint-2").mkdir(parents=True)
 
 
-def _foreign_folder(folder: Path) -> None:
+def _foreign_folder(folder: Path, tiny: Path | None = None) -> None:
     (folder / "out").mkdir()
     (folder / "out" / "notes.txt").write_text("mine")
 
 
-def _no_train_data_suite(folder: Path) -> None:
+def _no_train_data_suite(folder: Path, tiny: Path | None = None) -> None:
     (folder / "rows.jsonl").write_text('{"id": "a", "x": "1"}\n')
     (folder / "plain.yaml").write_text("name: plain\ndata: {path: rows.jsonl, id_field: id}\nprompt: {user: '{{ x }}'}\n"
                                        "metrics: [{name: f, type: json_valid}]\n")
+
+
+def _base_with_config(text: str) -> Callable[[Path, Path], None]:
+    def setup(folder: Path, tiny: Path) -> None:
+        shutil.copytree(tiny, folder / "base")
+        (folder / "base" / "config.json").write_text(text)
+
+    return setup
 
 
 CASES = [
@@ -95,6 +104,9 @@ CASES = [
     Case("base-empty", ("base",), patch={"base": ""}),
     Case("base-unknown-alias", ("no-such-model",), patch={"base": "no-such-model"}, names_config=False),
     Case("base-folder-without-model", ("not a model directory",), patch={"base": "."}, names_config=False),
+    Case("base-unknown-architecture", ("base", "nonexistent"), patch={"base": "{tmp}/base"}, setup=_base_with_config('{"model_type": "nonexistent"}'),
+         names_config=False),
+    Case("base-config-not-json", ("base", "config"), patch={"base": "{tmp}/base"}, setup=_base_with_config("not json"), names_config=False),
     Case("eval-suite-missing", ("nope.yaml", "not found"), patch={"eval_suite": "nope.yaml"}, names_config=False),
     Case("report-to-unknown", ("report_to", "mlflow"), patch={"report_to": "mlflow"}),
     Case("report-to-not-installed", ("report_to", "wandb", "not installed"), patch={"report_to": "wandb"}, needs_missing="wandb"),
@@ -163,7 +175,7 @@ CASES = [
     Case("training-unknown-key", ("training", "lr", "allowed"), patch={"training": {"lr": 0.1}}),
     # --- the training data (data.path)
     Case("data-file-missing", ("train.jsonl", "not found"), data=None, names_config=False),
-    Case("data-path-a-folder", ("train.jsonl", "folder"), data=None, setup=lambda f: (f / "train.jsonl").mkdir(), names_config=False),
+    Case("data-path-a-folder", ("train.jsonl", "folder"), data=None, setup=lambda f, t: (f / "train.jsonl").mkdir(), names_config=False),
     Case("data-invalid-utf8", ("train.jsonl:2", "UTF-8"), data=json.dumps(GOOD_ROW).encode() + b"\n{\"messages\": \"\xff\"}\n", names_config=False),
     Case("data-not-json", ("train.jsonl:2", "not valid JSON"), data=json.dumps(GOOD_ROW) + "\n{messages: oops}\n", names_config=False),
     Case("data-line-a-list", ("train.jsonl:1", "JSON object", "list"), data="[1, 2]\n", names_config=False),
@@ -186,17 +198,17 @@ CASES = [
     Case("data-empty-file", ("train.jsonl", "no training examples"), data="", names_config=False),
     Case("data-blank-lines-only", ("train.jsonl", "no training examples"), data="\n\n  \n", names_config=False),
     # --- the output folder: nothing finished is overwritten, nothing interrupted is thrown away
-    Case("output-dir-a-file", ("out", "is a file"), setup=lambda f: (f / "out").write_text("x"), names_config=False),
+    Case("output-dir-a-file", ("out", "is a file"), setup=lambda f, t: (f / "out").write_text("x"), names_config=False),
     Case("output-dir-finished-adapter", ("out", "finished adapter", "--overwrite"), setup=_finished_adapter, names_config=False),
     Case("output-dir-interrupted-run", ("out", "checkpoint-2", "--resume", "--overwrite"), setup=_checkpoints_only, names_config=False),
     Case("output-dir-foreign-files", ("out", "not empty", "notes.txt"), setup=_foreign_folder, names_config=False),
     Case("output-dir-under-a-file", ("blocker", "cannot write"), patch={"output_dir": "blocker/adapter"},
-         setup=lambda f: (f / "blocker").write_text("x"), names_config=False),
+         setup=lambda f, t: (f / "blocker").write_text("x"), names_config=False),
     Case("output-dir-unwritable", ("/proc", "cannot write"), patch={"output_dir": "/proc/evalkit-test/adapter"}, names_config=False),
     Case("resume-without-checkpoint", ("--resume", "no checkpoint"), argv=lambda f: ["--resume"], names_config=False),
     Case("resume-a-finished-adapter", ("out", "nothing to resume"), setup=_finished_adapter, argv=lambda f: ["--resume"], names_config=False),
     Case("resume-and-overwrite", ("--overwrite", "--resume"), argv=lambda f: ["--resume", "--overwrite"], names_config=False),
-    Case("output-dir-option-a-file", ("elsewhere", "is a file"), setup=lambda f: (f / "elsewhere").write_text("x"),
+    Case("output-dir-option-a-file", ("elsewhere", "is a file"), setup=lambda f, t: (f / "elsewhere").write_text("x"),
          argv=lambda f: ["--output-dir", str(f / "elsewhere")], names_config=False),
 ]
 
@@ -214,11 +226,14 @@ def test_bad_training_input_is_one_line_exit_2(case: Case, tiny_model_dir: Path,
     if case.text is not None:
         config.write_bytes(case.text if isinstance(case.text, bytes) else case.text.encode())
     else:
-        config.write_text(yaml.safe_dump(_merge(_base_config(tiny_model_dir), case.patch)))
+        doc = _merge(_base_config(tiny_model_dir), case.patch)
+        if isinstance(doc.get("base"), str):
+            doc["base"] = doc["base"].replace("{tmp}", str(tmp_path))
+        config.write_text(yaml.safe_dump(doc))
     if case.data is not None:
         (tmp_path / "train.jsonl").write_bytes(case.data if isinstance(case.data, bytes) else case.data.encode())
     if case.setup:
-        case.setup(tmp_path)
+        case.setup(tmp_path, tiny_model_dir)
     code = main(["train", str(config), *(case.argv(tmp_path) if case.argv else [])])
     _assert_one_error_line(code, capsys.readouterr().err, *case.needles, *((str(config),) if case.names_config else ()))
 
