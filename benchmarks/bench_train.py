@@ -162,7 +162,7 @@ def main() -> None:
         r0 = rows[0]
         print(f"{name:<28} {med['rate']:>9.1f} {med['train_s']:>8.1f} {med['loss']:>11.3f} {med['mean_loss']:>10.3f}  "
               f"{r0['precision']:<9}  {str(r0['checkpointing']):<9}  {r0['lr']:<8g}  {ratio:.2f}×" + (f" ({refs[name]})" if name in refs else ""))
-    ek, ref = runs["evalkit defaults"], trl
+    ek, ref = runs["evalkit defaults"], runs["TRL defaults"]
     lower = statistics.median(r["mean_loss"] for r in ek) <= statistics.median(r["mean_loss"] for r in ref)
     print(f"evalkit/TRL tokens/s: {statistics.median(r['rate'] / t['rate'] for r, t in zip(ek, ref)):.2f}× at "
           f"{'equal or lower' if lower else 'HIGHER'} mean loss over the same steps")
