@@ -87,6 +87,8 @@ class Suite:
     description: str = ""
     train_data: DataSpec | None = None
     gate: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    """The ``judge:`` section (checked against judge.schema.json when loaded); None: the default judge."""
 
     @property
     def dir(self) -> Path:
@@ -136,6 +138,11 @@ def load_suite(path: str | Path) -> Suite:
             if "metric" in rule and rule["metric"] not in seen:
                 raise SuiteError(f"{path}: gate.rules[{i}].metric: {rule['metric']!r} is not a metric of this suite ({', '.join(sorted(seen))})")
 
+    if "judge" in doc:  # its fields are checked now; whether the judge can be reached, when a run is planned
+        from evalkit.judges import JudgeConfig
+
+        JudgeConfig.from_suite(doc["judge"], base, f"{path}: judge")
+
     gen = doc.get("generation", {})
     return Suite(
         name=doc["name"],
@@ -148,4 +155,5 @@ def load_suite(path: str | Path) -> Suite:
         generation=GenerationSpec(**gen),
         metrics=metrics,
         gate=doc.get("gate"),
+        judge=doc.get("judge"),
     )
