@@ -80,17 +80,22 @@ def judge_section(summary: Summary, manifest: Manifest, scores: list[ScoreRow], 
     for r in scores:
         if r.metric in metrics:
             by[(r.metric, r.arm)].append(r)
-    lines += ["| Metric | arm | scored | parse failures | judge call errors | other errors | judge disagreement |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+    # Each arm's own mean is shown here too: the paired table has no Δ when one arm has nothing to judge
+    # (e.g. a base model that writes no JSON has no summary whose faithfulness could be judged).
+    lines += ["| Metric | arm | scored | mean | parse failures | judge call errors | other errors | judge disagreement |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name in metrics:
         for arm in summary.arms:
             c = _counts(by.get((name, arm), []))
             d, n = c["disagree"]
             disagreement = f"{d} of {n} ({d / n:.0%})" if n else "–"
-            lines.append(f"| {name} | {arm} | {c['scored']} | {c['parse']} | {c['call']} | {c['other']} | {disagreement} |")
+            mean = summary.means.get(arm, {}).get(name, math.nan)
+            shown = "–" if mean is None or math.isnan(mean) else f"{mean:.3f}"
+            lines.append(f"| {name} | {arm} | {c['scored']} | {shown} | {c['parse']} | {c['call']} | {c['other']} | {disagreement} |")
     lines += ["", "Parse failures (a reply that failed validation, then its one repair) and judge call errors (after "
-              "retries) are recorded errors: excluded from means, never a 0 or a pass. Judge disagreement: verdicts "
-              "whose extra samples (`samples: k`, drawn at the judge's sample temperature) differ from the greedy one.", ""]
+              "retries) are recorded errors: excluded from means, never a 0 or a pass. Other errors: nothing to judge "
+              "(no JSON, no such field, no claims) or no output. Judge disagreement: verdicts whose extra samples "
+              "(`samples: k`, drawn at the judge's sample temperature) differ from the greedy one.", ""]
     for name, info in metrics.items():
         sample = info.get("sample")
         if sample:

@@ -121,6 +121,6 @@ def test_the_report_counts_parse_failures_per_metric_and_arm_and_shows_label_agr
     result = run_suite(load_suite(path), options(tmp_path, "fake"), backend=run, judge_backend=judge)
     assert result.summary.errors["tuned"]["faithfulness"] == 1
     report = write_report(result.run_dir).read_text()
-    assert "| faithfulness | tuned | 3 | 1 | 0 | 0 | – |" in report
+    assert "| faithfulness | tuned | 3 | 1.000 | 1 | 0 | 0 | – |" in report
     assert "Agreement with human labels" in report and "| faithfulness | 2 | 0.50 |" in report
     assert "| Judge | fake `judge`" in report and "claim_verdict `" in report
