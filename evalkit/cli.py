@@ -240,8 +240,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     for name in registry.names("metric"):
         info = registry.lookup("metric", name).info
-        kind = "pass/fail" if info.get("binary") else "continuous"
-        out.print(f"[bold]{name:<14}[/] {kind:<10} {info.get('description', '')}")
+        kind = ("pass/fail" if info.get("binary") else "continuous") + (", judged" if info.get("needs_model") else "")
+        out.print(f"[bold]{name:<16}[/] {kind:<18} {info.get('description', '')}")
     return 0
 
 

@@ -55,6 +55,8 @@ class JudgeRequest:
     """The JSON Schema the reply must match."""
     name: str
     """The schema's name (``response_format.json_schema.name``), e.g. ``claim_verdict``."""
+    example: str = ""
+    """The reply format as the prompt shows it (literal JSON); the repair turn shows it again."""
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ class Judge:
             try:
                 replies[k] = JudgeReply("ok", value=parse_reply(out.text, request.schema), text=out.text)
             except ReplyProblem as exc:
-                repairs.append((k, repair_messages(request.messages, out.text, str(exc), request.schema), str(exc)))
+                repairs.append((k, repair_messages(request.messages, out.text, str(exc), request.schema, request.example), str(exc)))
         if repairs:
             second = backend.generate([GenerateRequest(messages=tuple(conv), prompt=backend.render(conv),
                                                        response_format=self._format(requests[k])) for k, conv, _ in repairs],

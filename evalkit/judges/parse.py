@@ -52,14 +52,18 @@ def parse_reply(text: str, schema: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def repair_messages(messages: Sequence[dict[str, str]], reply: str, problem: str, schema: dict[str, Any]) -> list[dict[str, str]]:
-    """The conversation for the one repair attempt: the judge's reply, what is wrong with it, the schema again."""
+def repair_messages(messages: Sequence[dict[str, str]], reply: str, problem: str, schema: dict[str, Any],
+                    example: str = "") -> list[dict[str, str]]:
+    """The conversation for the one repair attempt: the judge's reply, what is wrong with it, the format again.
+
+    The format is the prompt's own example when there is one (small judges follow an example better
+    than a schema), else the JSON Schema.
+    """
+    shape = f"like {example}" if example else f"matching this JSON Schema: {json.dumps(schema, separators=(',', ':'))}"
     return [
         *[dict(m) for m in messages],
         {"role": "assistant", "content": reply},
-        {"role": "user", "content": (
-            f"That reply cannot be used: {problem}. Reply again with only a JSON object that matches this JSON Schema, "
-            f"and no other text:\n{json.dumps(schema, separators=(',', ':'))}")},
+        {"role": "user", "content": f"That reply cannot be used: {problem}. Answer again with only a JSON object, {shape}"},
     ]
 
 

@@ -18,7 +18,7 @@ from evalkit._util import sha256_text
 from evalkit.judges.parse import verdict_schema
 from evalkit.models.base import Message
 
-__all__ = ["BUILTIN_RUBRICS", "PromptTemplate", "CLAIM_SPLIT", "CLAIM_VERDICT", "PAIRWISE", "RUBRIC", "task_text"]
+__all__ = ["BUILTIN_RUBRICS", "CLAIM_SPLIT", "CLAIM_VERDICT", "PAIRWISE", "RUBRIC", "PromptTemplate", "rubric_example", "task_text"]
 
 
 @dataclass(frozen=True)
@@ -39,22 +39,26 @@ class PromptTemplate:
                 {"role": "user", "content": Template(self.user).substitute(values)})
 
 
+# The reply format is shown as literal JSON examples, last: small judges copy a format they have just seen,
+# while a template such as {"supported": true or false} is copied verbatim and is not JSON (measured with
+# SmolLM2-135M: every reply failed to parse with that wording).
+CLAIM_VERDICT_EXAMPLE = '{"supported": true, "reason": "<a few words>"} or {"supported": false, "reason": "<a few words>"}'
 CLAIM_VERDICT = PromptTemplate(
     "claim_verdict",
-    system="You are a careful fact checker. You decide whether a claim is supported by a source text, "
-    "using only the source text. Reply with only a JSON object.",
-    user='Source text:\n"""\n$source\n"""\n\nClaim: $claim\n\n'
-    "Is the claim supported by the source text? It is supported when the source states it or it follows "
-    "directly from the source; otherwise it is not supported.\n"
-    'Reply with only this JSON object:\n{"supported": true or false, "reason": "<at most 20 words>"}',
+    system="You check whether a claim is supported by a source text, using only the source text. "
+    "Reply with only a JSON object.",
+    user='Source: """$source"""\nClaim: $claim\n'
+    "Is the claim supported by the source (stated there, or following directly from it)? "
+    f"Answer in JSON: {CLAIM_VERDICT_EXAMPLE}",
 )
 CLAIM_VERDICT_SCHEMA = verdict_schema({"supported": {"type": "boolean"}, "reason": {"type": "string"}})
 
+CLAIM_SPLIT_EXAMPLE = '{"claims": ["<first claim>", "<second claim>"]}'
 CLAIM_SPLIT = PromptTemplate(
     "claim_split",
     system="You split a text into short, self-contained factual claims. Reply with only a JSON object.",
-    user='Text:\n"""\n$text\n"""\n\nList every factual claim the text makes, each as one short sentence that can be '
-    'checked on its own.\nReply with only this JSON object:\n{"claims": ["<claim>", "<claim>"]}',
+    user='Text: """$text"""\nList every factual claim the text makes, each as one short sentence that can be '
+    f"checked on its own. Answer in JSON: {CLAIM_SPLIT_EXAMPLE}",
 )
 CLAIM_SPLIT_SCHEMA = verdict_schema({"claims": {"type": "array", "items": {"type": "string"}, "maxItems": 32}})
 
@@ -63,22 +67,28 @@ RUBRIC = PromptTemplate(
     system="You are a strict evaluator. You grade an answer with a rubric on a scale from $low to $high. "
     "Reply with only a JSON object.",
     user='Task given to the assistant:\n"""\n$task\n"""\n$reference\nAnswer to grade:\n"""\n$answer\n"""\n\n'
-    "Rubric: $rubric\nScale: $low (worst) to $high (best).$anchors\n\n"
-    'Reply with only this JSON object:\n{"reason": "<at most 30 words>", "score": <a whole number from $low to $high>}',
+    "Rubric: $rubric\nScale: $low (worst) to $high (best).$anchors\n"
+    'Answer in JSON: {"reason": "<a short reason>", "score": $example_score} with a whole number from $low to $high as the score.',
 )
+
+
+def rubric_example(low: int, high: int) -> str:
+    """The reply format shown to the judge (and in the repair turn), with a score mid-scale."""
+    return f'{{"reason": "<a short reason>", "score": {(low + high) // 2}}}'
 
 
 def rubric_schema(low: int, high: int) -> dict[str, Any]:
     return verdict_schema({"reason": {"type": "string"}, "score": {"type": "integer", "minimum": low, "maximum": high}})
 
 
+PAIRWISE_EXAMPLE = '{"reason": "<a short reason>", "winner": "A"} or {"reason": "<a short reason>", "winner": "B"} or {"reason": "<a short reason>", "winner": "tie"}'
 PAIRWISE = PromptTemplate(
     "pairwise",
     system="You compare two answers to the same task and decide which is better. Judge only their content: "
     "the order in which they are shown says nothing about their quality. Reply with only a JSON object.",
     user='Task:\n"""\n$task\n"""\n\nAnswer A:\n"""\n$a\n"""\n\nAnswer B:\n"""\n$b\n"""\n\n'
-    "Criterion: $criterion\n\n"
-    'Which answer is better? Reply with only this JSON object:\n{"reason": "<at most 30 words>", "winner": "A" or "B" or "tie"}',
+    "Criterion: $criterion\n"
+    f"Which answer is better? Answer in JSON: {PAIRWISE_EXAMPLE}",
 )
 PAIRWISE_SCHEMA = verdict_schema({"reason": {"type": "string"}, "winner": {"type": "string", "enum": ["A", "B", "tie"]}})
 PAIRWISE_CRITERION = "Which answer follows the task's instructions better and is more accurate, complete and concise?"

@@ -25,13 +25,17 @@ from evalkit.judges.judge import Judge, JudgeReply, JudgeRequest
 from evalkit.judges.prompts import (
     BUILTIN_RUBRICS,
     CLAIM_SPLIT,
+    CLAIM_SPLIT_EXAMPLE,
     CLAIM_SPLIT_SCHEMA,
     CLAIM_VERDICT,
+    CLAIM_VERDICT_EXAMPLE,
     CLAIM_VERDICT_SCHEMA,
     PAIRWISE,
     PAIRWISE_CRITERION,
+    PAIRWISE_EXAMPLE,
     PAIRWISE_SCHEMA,
     RUBRIC,
+    rubric_example,
     rubric_schema,
     task_text,
 )
@@ -153,7 +157,8 @@ class _Faithfulness:
         claims = self._claims(texts, results)
         asked = [(k, c) for k in sorted(claims) for c in claims[k]]
         replies = self.judge.ask(
-            [JudgeRequest(CLAIM_VERDICT.messages(source=texts[k][1], claim=c), CLAIM_VERDICT_SCHEMA, "claim_verdict") for k, c in asked],
+            [JudgeRequest(CLAIM_VERDICT.messages(source=texts[k][1], claim=c), CLAIM_VERDICT_SCHEMA, "claim_verdict", CLAIM_VERDICT_EXAMPLE)
+             for k, c in asked],
             samples=self.samples)
         by_item: dict[int, list[tuple[str, list[JudgeReply]]]] = {}
         for (k, c), reps in zip(asked, replies):
@@ -166,7 +171,7 @@ class _Faithfulness:
         claims: dict[int, list[str]] = {}
         if self.split == "judge":
             order = sorted(texts)
-            asked = self.judge.ask([JudgeRequest(CLAIM_SPLIT.messages(text=texts[k][0]), CLAIM_SPLIT_SCHEMA, "claim_split")
+            asked = self.judge.ask([JudgeRequest(CLAIM_SPLIT.messages(text=texts[k][0]), CLAIM_SPLIT_SCHEMA, "claim_split", CLAIM_SPLIT_EXAMPLE)
                                     for k in order if texts[k][0]])
             for k, reps in zip([k for k in order if texts[k][0]], asked):
                 if not reps[0].ok:
@@ -249,7 +254,7 @@ class _Rubric:
         anchors = "".join(f" {k} = {v}." for k, v in sorted(self.anchors.items()))
         low, high = self.scale
         return RUBRIC.messages(task=task_text(r.messages) or "(not shown)", reference=reference, answer=answer,
-                               rubric=self.rubric, low=low, high=high, anchors=anchors)
+                               rubric=self.rubric, low=low, high=high, anchors=anchors, example_score=(low + high) // 2)
 
     def score_batch(self, requests: Sequence[ScoreRequest]) -> list[Score]:
         results: list[Score | None] = [None] * len(requests)
@@ -257,7 +262,8 @@ class _Rubric:
         for k, r in enumerate(requests):
             try:
                 answer = answer_text(r.output, self.field)
-                asked.append((k, JudgeRequest(self._messages(r, answer or "(empty answer)"), self.schema, "rubric_score")))
+                asked.append((k, JudgeRequest(self._messages(r, answer or "(empty answer)"), self.schema, "rubric_score",
+                                              rubric_example(*self.scale))))
             except _NoText as exc:
                 results[k] = Score.failed(str(exc))
         replies = self.judge.ask([q for _, q in asked], samples=self.samples)
@@ -353,7 +359,8 @@ class _Pairwise:
             task = task_text(r.messages) or "(not shown)"
             first = PAIRWISE.messages(task=task, a=theirs or "(empty answer)", b=mine or "(empty answer)", criterion=self.criterion)
             swapped = PAIRWISE.messages(task=task, a=mine or "(empty answer)", b=theirs or "(empty answer)", criterion=self.criterion)
-            asked.append((k, JudgeRequest(first, PAIRWISE_SCHEMA, "pairwise_verdict"), JudgeRequest(swapped, PAIRWISE_SCHEMA, "pairwise_verdict")))
+            asked.append((k, JudgeRequest(first, PAIRWISE_SCHEMA, "pairwise_verdict", PAIRWISE_EXAMPLE),
+                           JudgeRequest(swapped, PAIRWISE_SCHEMA, "pairwise_verdict", PAIRWISE_EXAMPLE)))
         flat = [q for _, a, b in asked for q in (a, b)]
         replies = self.judge.ask(flat, samples=self.samples)
         for n, (k, _, _) in enumerate(asked):
