@@ -155,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         shard=args.shard,
         seed=args.seed,
+        judge=_judge_overrides(args),
     )
     with _ArmProgress() as progress:
         result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
@@ -164,6 +165,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(headline(s).replace("**", ""))
         out.print(delta_table(s), markup=False)
     out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{escape(str(report))}[/]")
+    return 0
+
+
+def _judge_overrides(args: argparse.Namespace) -> Any:
+    from evalkit.judges.stage import JudgeOverrides
+
+    return JudgeOverrides(spec=args.judge, endpoint=args.judge_endpoint, api_key_env=args.judge_api_key_env)
+
+
+def _add_judge_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("judge (judged metrics: faithfulness, judge, pairwise)")
+    group.add_argument("--judge", metavar="BACKEND:MODEL", help="the judge, over the suite's judge: section, e.g. "
+                       "hf:smollm2-135m-instruct (the smoke-level default), vllm:/models/qwen2.5-7b-instruct, openai:gpt-4o-mini")
+    group.add_argument("--judge-endpoint", metavar="URL", help="an openai judge's base URL, e.g. http://127.0.0.1:8000/v1")
+    group.add_argument("--judge-api-key-env", metavar="VAR", help="name of the environment variable holding the judge's API key "
+                       "(the key itself is never read from the command line or written anywhere)")
+
+
+def cmd_judge_calibrate(args: argparse.Namespace) -> int:
+    from evalkit._util import atomic_write
+    from evalkit.judges.agreement import agreement_markdown
+    from evalkit.judges.calibrate import calibrate
+    from evalkit.suite import load_suite
+
+    if args.out:
+        _refuse_existing(Path(args.out), args.overwrite)
+    suite = load_suite(args.suite)
+    with _ArmProgress() as progress:
+        result = calibrate(suite, Path(args.labels), overrides=_judge_overrides(args), run_dir=Path(args.run) if args.run else None,
+                           cache_path=Path(args.cache) if args.cache else None, use_cache=not args.no_cache,
+                           allow_network=args.allow_network, progress=progress,
+                           note=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+    j = result.judge
+    judge = f"{j.get('backend')}:{j.get('model')}" + (f" at {j['endpoint']}" if j.get("endpoint") else "")
+    text = "\n".join([f"# Judge agreement with human labels: {suite.name}", "",
+                       f"Judge `{judge}`, {result.labels} labels from `{args.labels}`.", "", *agreement_markdown(result.agreements), ""])
+    if args.out:
+        atomic_write(Path(args.out), text)
+        err.print(f"wrote {args.out}")
+    out.print(text, markup=False)
     return 0
 
 
@@ -204,8 +245,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     for name in registry.names("metric"):
         info = registry.lookup("metric", name).info
-        kind = "pass/fail" if info.get("binary") else "continuous"
-        out.print(f"[bold]{name:<14}[/] {kind:<10} {escape(info.get('description', ''))}")
+        kind = ("pass/fail" if info.get("binary") else "continuous") + (", judged" if info.get("needs_model") else "")
+        out.print(f"[bold]{name:<16}[/] {kind:<18} {escape(info.get('description', ''))}")
     for failure in registry.failures("metric"):  # a broken plugin hides its metrics: say so, not only on a lookup miss
         err.print(f"[yellow]warning:[/] {escape(failure)}")
     return 0
@@ -417,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     served.add_argument("--concurrency", type=_positive_int, default=8, help="requests in flight at once (default: %(default)s)")
     served.add_argument("--timeout", type=_positive_float, default=120.0, metavar="SECONDS", help="per-request timeout (default: %(default)s)")
     served.add_argument("--max-retries", type=_non_negative_int, default=4, metavar="N", help="retries after 429, 5xx, timeouts and dropped connections, with backoff honouring Retry-After (default: %(default)s)")
+    _add_judge_options(r)
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite, its data and its templates without running a model")
@@ -469,6 +511,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-network", action="store_true", help="allow downloading the base model")
     t.set_defaults(func=cmd_train)
 
+    j = sub.add_parser("judge", help="measure a suite's judge against human labels")
+    jsub = j.add_subparsers(dest="judge_command", required=True, metavar="ACTION")
+    jc = jsub.add_parser("calibrate", help="accuracy, Cohen's κ (weighted for rubric scales) and confusion of the judge against human labels",
+                         description="Judge every labelled answer with the suite's metric and judge, and compare with the human labels "
+                         "(a CSV or JSONL file of item_id, metric, label[, arm][, output]).")
+    jc.add_argument("suite", help="suite YAML file")
+    jc.add_argument("--labels", required=True, metavar="FILE", help="human labels: CSV or JSONL with item_id, metric, label, optional arm and output")
+    jc.add_argument("--run", metavar="RUN_DIR", help="take the answers from this run (labels without an output column)")
+    jc.add_argument("--cache", help="cache file (default: $EVALKIT_HOME/cache.sqlite)")
+    jc.add_argument("--no-cache", action="store_true", help="neither read nor write cached judge verdicts")
+    jc.add_argument("--out", help="also write the Markdown to this file")
+    jc.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
+    jc.add_argument("--allow-network", action="store_true", help="allow downloading the judge model")
+    _add_judge_options(jc)
+    jc.set_defaults(func=cmd_judge_calibrate)
+
     a = sub.add_parser("adapter", help="inspect or merge a LoRA adapter")
     asub = a.add_subparsers(dest="adapter_command", required=True, metavar="ACTION")
     ai = asub.add_parser("inspect", help="rank, alpha, scaling, targets, size, base, and a vLLM deployability verdict")
@@ -485,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("--tolerance", type=_positive_float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
     am.add_argument("--allow-pickle", action="store_true")
     am.set_defaults(func=cmd_adapter_merge)
-    for command in [*sub.choices.values(), *asub.choices.values()]:  # --debug after the command works too
+    for command in [*sub.choices.values(), *asub.choices.values(), *jsub.choices.values()]:  # --debug after the command works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return p
 

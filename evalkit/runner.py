@@ -27,7 +27,9 @@ from evalkit.cache import GenerationCache, cache_key
 from evalkit.compare import summarize
 from evalkit.data import Renderer, load_items
 from evalkit.errors import DataError, RunDirError
-from evalkit.metrics import Metric, build_metric
+from evalkit.judges.judge import Judge
+from evalkit.judges.stage import JudgeOverrides, check_judge, judge_manifest, judging, make_judge
+from evalkit.metrics import Metric, ScoreRequest, build_metric, sample_ids
 from evalkit.models.base import Backend, BackendOptions, GenerateRequest, open_backend
 from evalkit.models.hf import default_batch_size
 from evalkit.records import (
@@ -78,6 +80,8 @@ class RunOptions:
     """(i, n): evaluate the i-th of n deterministic shards of the items (0-based); ``evalkit merge`` joins them."""
     seed: int = 0
     """Seeds the statistics (bootstrap)."""
+    judge: JudgeOverrides | None = None
+    """The judge of judged metrics as the command line sets it (``--judge``), over the suite's ``judge:``."""
 
 
 @dataclass
@@ -118,6 +122,10 @@ class RunPlan:
     messages: dict[str, list[dict[str, str]]]
     """Rendered chat messages per item id."""
     warnings: list[str] = field(default_factory=list)
+    judge: Judge | None = None
+    """The judge handle of judged metrics (checked, nothing opened)."""
+    judge_labels: list[dict[str, Any]] = field(default_factory=list)
+    """Human labels of judged metrics (the suite's judge.labels), for the report's agreement."""
 
 
 def plan_run(suite: Suite, options: RunOptions, warn: Callable[[str], None] | None = None) -> RunPlan:
@@ -136,10 +144,18 @@ def plan_run(suite: Suite, options: RunOptions, warn: Callable[[str], None] | No
     items = select_shard(all_items, *options.shard) if options.shard else all_items
     if not items:
         raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")
-    metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
+    judge = make_judge(suite, options.judge)
+    metrics = [build_metric(spec, suite.dir, judge) for spec in suite.metrics]
     renderer = Renderer(suite.prompt, where)
     messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
-    plan = RunPlan(suite=suite, options=options, all_items=all_items, items=items, metrics=metrics, messages=messages)
+    plan = RunPlan(suite=suite, options=options, all_items=all_items, items=items, metrics=metrics, messages=messages, judge=judge)
+
+    def _plan_warn(message: str) -> None:
+        plan.warnings.append(message)
+        if warn:
+            warn(message)
+
+    plan.judge_labels = check_judge(judge, metrics, options.judge, _plan_warn, warn)  # a bad judge setting fails here, before loading
     problems, _ = dry_score(items, metrics, renderer, suite.prompt.target is not None)
     raise_for_unscorable(problems, where)  # a metric that can score no row would leave the run with no verdict on it
     for problem in problems:
@@ -154,6 +170,7 @@ def run_suite(
     options: RunOptions = RunOptions(),
     *,
     backend: Backend | None = None,
+    judge_backend: Backend | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> RunResult:
@@ -165,6 +182,8 @@ def run_suite(
     Args:
         backend: use this backend instead of opening ``options.backend`` (tests pass a fake one);
             the caller keeps it open. A backend the run opens itself is closed at the end.
+        judge_backend: use this backend as the judge of judged metrics instead of the configured one
+            (tests pass a fake or counting one); the caller keeps it open.
         progress: called as generation advances.
         warn: called with each warning as it arises (they are also in the manifest).
 
@@ -174,6 +193,8 @@ def run_suite(
     started = time.time()
     plan = plan_run(suite, options, warn)
     warnings = plan.warnings
+    if judge_backend is not None and plan.judge is not None:
+        plan.judge.use(judge_backend)
 
     def _warn(msg: str) -> None:
         warnings.append(msg)
@@ -187,11 +208,15 @@ def run_suite(
             stack.callback(backend.close)
         for ad in backend.adapters:
             _check_training_match(ad.name, ad.train_record, backend, _warn)
+        # The judge's backend is constructed now (a dead endpoint fails before generation); judged metrics use it below.
+        stack.enter_context(judging(plan.judge, plan.metrics, backend, cache, progress, options.backend_options.allow_network))
         decoding = suite.generation.decoding()
         batch_size = options.batch_size or suite.generation.batch_size or default_batch_size()
         generations, generated = generate_all(plan, backend, cache, decoding, batch_size, progress)
         identity, template_hash = backend.identity(), backend.template_hash
         base, adapters = backend.base, backend.adapters
+        scores = score_all(plan.items, generations, plan.metrics, messages=plan.messages, population=plan.all_items)
+        extra = judge_manifest(plan.judge, plan.metrics, len(plan.all_items), plan.judge_labels)
     failed = {arm: sum(g.arm == arm and g.error is not None for g in generations) for arm in ["base", *(a.name for a in adapters)]}
     if any(failed.values()):
         per_arm = ", ".join(f"{arm}: {n} of {len(plan.items)}" for arm, n in failed.items())
@@ -199,7 +224,6 @@ def run_suite(
               f"as errors for every metric (see the error field of generations.jsonl) and are tried again on the next run")
 
     arms = ["base", *(a.name for a in adapters)]
-    scores = score_all(plan.items, generations, plan.metrics)
     summary = summarize(suite.name, plan.items, scores, [(m.name, m.binary) for m in plan.metrics], arms, generations, seed=options.seed)
     for arm, share in summary.identical_outputs.items():
         if share >= 0.95:
@@ -230,6 +254,7 @@ def run_suite(
         warnings=warnings,
         gate=suite.gate,
         shard=_shard_info(plan),
+        extra=extra,
     )
     name = suite.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else "")
     run_dir = new_run_dir(options.runs_dir, name)
@@ -314,14 +339,44 @@ def _generate_arm(
     return gens, len(todo)
 
 
-def score_all(items: Sequence[Item], generations: Sequence[Generation], metrics: Sequence[Metric]) -> list[ScoreRow]:
-    """One score per item × arm × metric (errors recorded, never dropped)."""
+def score_all(items: Sequence[Item], generations: Sequence[Generation], metrics: Sequence[Metric], *,
+              messages: dict[str, list[dict[str, str]]] | None = None, population: Sequence[Item] | None = None) -> list[ScoreRow]:
+    """One score per item × arm × metric (errors recorded, never dropped), metric by metric.
+
+    Each metric scores all its outputs in one ``score_many`` call, so a judged metric sends its
+    judge batches. A model-backed metric with ``params.sample`` scores only its seeded sample of
+    ``population`` (all the suite's items, so shards agree); other items get no row for it.
+
+    Args:
+        messages: the chat messages per item (judged metrics show the task to the judge).
+        population: the items a sample is drawn from (default ``items``).
+    """
     by_id = {it.id: it for it in items}
+    reference = {g.item_id: g for g in generations if g.arm == "base"}
+    ids = [it.id for it in (population if population is not None else items)]
+    scored: dict[tuple[int, str], Score] = {}
+    for m in metrics:
+        chosen = sample_ids(ids, m.sample, m.sample_seed)
+        todo: list[tuple[int, ScoreRequest]] = []
+        for k, g in enumerate(generations):
+            if g.item_id not in chosen:
+                continue
+            if g.error is not None:
+                scored[(k, m.name)] = Score.failed(f"no output: {g.error}")
+                continue
+            ref = reference.get(g.item_id)
+            todo.append((k, ScoreRequest(
+                output=g.text, item=by_id[g.item_id], arm=g.arm, is_reference=g.arm == "base",
+                reference_output=ref.text if ref is not None and ref.error is None and g.arm != "base" else None,
+                messages=tuple(messages.get(g.item_id, ())) if messages else ())))
+        for (k, _), s in zip(todo, m.score_many([r for _, r in todo])):
+            scored[(k, m.name)] = s
     rows = []
-    for g in generations:
+    for k, g in enumerate(generations):
         for m in metrics:
-            s = Score.failed(f"no output: {g.error}") if g.error is not None else m.score(g.text, by_id[g.item_id])
-            rows.append(ScoreRow(g.item_id, g.arm, m.name, s.value, s.error, s.detail))
+            s = scored.get((k, m.name))
+            if s is not None:
+                rows.append(ScoreRow(g.item_id, g.arm, m.name, s.value, s.error, s.detail))
     return rows
 
 

@@ -35,6 +35,7 @@ _MUST_AGREE: dict[str, Any] = {
     "--limit": lambda m: m.limit,
     "shard count": lambda m: m.shard.count if m.shard else None,
     "item count": lambda m: m.shard.total if m.shard else None,
+    "judge": lambda m: {k: v for k, v in m.extra.get("judge", {}).items() if k in ("backend", "model", "endpoint", "fingerprint", "params", "metrics")},
 }
 """What every shard of one run must share; each is named in the refusal when it differs."""
 

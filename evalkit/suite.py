@@ -87,6 +87,8 @@ class Suite:
     description: str = ""
     train_data: DataSpec | None = None
     gate: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    """The ``judge:`` section (checked against judge.schema.json when loaded); None: the default judge."""
 
     @property
     def dir(self) -> Path:
@@ -135,6 +137,11 @@ def load_suite(path: str | Path) -> Suite:
 
         check_policy(doc["gate"], str(path), SuiteError, metrics=sorted(seen), prefix="gate")
 
+    if "judge" in doc:  # its fields are checked now; whether the judge can be reached, when a run is planned
+        from evalkit.judges import JudgeConfig
+
+        JudgeConfig.from_suite(doc["judge"], base, f"{path}: judge")
+
     gen = doc.get("generation", {})
     return Suite(
         name=doc["name"],
@@ -147,4 +154,5 @@ def load_suite(path: str | Path) -> Suite:
         generation=GenerationSpec(**gen),
         metrics=metrics,
         gate=doc.get("gate"),
+        judge=doc.get("judge"),
     )

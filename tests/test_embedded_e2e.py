@@ -20,7 +20,8 @@ def test_real_model_base_vs_adapter_on_incident_triage(tmp_path, embedded):
                                          cache_path=tmp_path / "cache.sqlite", limit=6))
     assert result.manifest.base.source == "embedded"
     assert result.manifest.base.fingerprint == embedded.fingerprint
-    assert result.summary.metrics == ["format", "severity", "component"]
+    assert result.summary.metrics == ["format", "severity", "component", "faithfulness"]
+    assert result.manifest.extra["judge"]["reused_run_base"], "the default judge is the run's own loaded base"
     gens = [json.loads(line) for line in (result.run_dir / "generations.jsonl").read_text().splitlines()]
     base = [g["text"] for g in gens if g["arm"] == "base"]
     assert all(base), "the real model answers every prompt"

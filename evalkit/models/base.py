@@ -115,6 +115,11 @@ class GenerateRequest:
     prompt: str
     """``backend.render(messages)``: the chat-template text a local backend tokenizes, or the
     canonical JSON of the messages for a served one. The cache key is built from it."""
+    response_format: dict[str, Any] | None = None
+    """Structured output to ask a served backend for, as OpenAI's ``response_format``
+    (``{"type": "json_schema", "json_schema": {...}}`` or ``{"type": "json_object"}``).
+    Judges set it; a backend that cannot constrain its output ignores it, so the reply is
+    always validated by the caller. None: plain text."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from evalkit.records import Manifest, MetricDelta, Summary
+from evalkit.records import Manifest, MetricDelta, ScoreRow, Summary
+from evalkit.report.judges import judge_facts, judge_section
 
 __all__ = ["compare_markdown", "delta_table", "fmt_p", "headline", "render_markdown"]
 
@@ -202,6 +203,7 @@ def _facts(summary: Summary, manifest: Manifest) -> list[str]:
         ("Chat template", f"`{manifest.chat_template_sha256[:12]}`" if manifest.chat_template_sha256 else "rendered by the server"),
         ("Decoding", decoding),
         ("Backend", _backend_fact(manifest)),
+        *judge_facts(manifest),
         ("Items", items),
         ("Generations", f"{manifest.generated} new, {manifest.cached} from cache"),
         ("Wall time", f"{manifest.wall_s} s"),
@@ -212,8 +214,9 @@ def _facts(summary: Summary, manifest: Manifest) -> list[str]:
     return ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
 
 
-def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict[str, Any]], plot: str | None = "forest.png") -> str:
-    """The whole report as Markdown."""
+def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict[str, Any]], plot: str | None = "forest.png",
+                    scores: list[ScoreRow] | None = None) -> str:
+    """The whole report as Markdown (``scores``: the run's rows, for the judged-metrics section)."""
     arms = [a for a in summary.arms if a != summary.reference]
     parts = [
         f"# {summary.suite}: {summary.reference} vs {', '.join(arms) or '(no adapter)'}",
@@ -230,6 +233,7 @@ def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict
         parts += ["\n".join(f"- {n}" for n in notes), ""]
     if plot and arms:
         parts += [f"![Δ with 95% CI per metric]({plot})", ""]
+    parts += judge_section(summary, manifest, scores or [], generations)
     parts += ["## Flips", "", *_flips_section(summary, generations), "", "## Run facts", "", *_facts(summary, manifest), ""]
     return "\n".join(parts)
 
