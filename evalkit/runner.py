@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,12 @@ from evalkit._util import evalkit_home, versions
 from evalkit.cache import GenerationCache, cache_key
 from evalkit.compare import summarize
 from evalkit.data import Renderer, load_items
-from evalkit.errors import DataError, RunDirError
+from evalkit.errors import DataError, ForgettingError, RunDirError
+from evalkit.forgetting.spec import ForgettingSpec
+from evalkit.forgetting.stage import check_backend as check_forgetting_backend
+from evalkit.forgetting.stage import prepare as prepare_forgetting
+from evalkit.forgetting.stage import run_forgetting
+from evalkit.forgetting.stage import write_rows as write_forgetting_rows
 from evalkit.metrics import Metric, build_metric
 from evalkit.models.base import Backend, BackendOptions, GenerateRequest, open_backend
 from evalkit.models.hf import default_batch_size
@@ -78,6 +83,8 @@ class RunOptions:
     """(i, n): evaluate the i-th of n deterministic shards of the items (0-based); ``evalkit merge`` joins them."""
     seed: int = 0
     """Seeds the statistics (bootstrap)."""
+    forgetting_only: bool = False
+    """Run only the suite's ``forgetting:`` section (no task generations)."""
 
 
 @dataclass
@@ -122,22 +129,27 @@ def check_writable_dir(path: Path, what: str) -> None:
 
 
 def run_suite(
-    suite: Suite,
+    suite: Suite | None,
     options: RunOptions = RunOptions(),
     *,
     backend: Backend | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    forgetting: ForgettingSpec | None = None,
 ) -> RunResult:
-    """Run every arm on the suite's items, score them, and write the run directory.
+    """Run every arm on the suite's items, score them, run its forgetting checks, and write the run directory.
 
-    Writes ``manifest.json``, ``generations.jsonl``, ``scores.csv`` and ``summary.json``;
-    ``evalkit.report.write_report(run_dir)`` renders ``report.md`` and the plot from them.
+    Writes ``manifest.json``, ``generations.jsonl``, ``scores.csv`` and ``summary.json`` (and
+    ``forgetting.csv``/``drift.csv`` with a forgetting section); ``evalkit.report.write_report(run_dir)``
+    renders ``report.md`` and the plot from them. The forgetting panels and KL drift run after
+    the task generations, on the same backend and cache.
 
     Args:
+        suite: the suite; None for a forgetting-only run of ``forgetting``.
         backend: use this backend instead of opening ``options.backend`` (tests pass a fake one).
-        progress: called as generation advances.
+        progress: called as generation advances (and as forgetting panels are scored).
         warn: called with each warning as it arises (they are also in the manifest).
+        forgetting: a forgetting section to run instead of the suite's (``--forgetting-only`` without a suite).
 
     Raises:
         EvalkitError: any input problem, found before weights load or generation starts.
@@ -151,25 +163,39 @@ def run_suite(
             warn(msg)
 
     check_writable_dir(options.runs_dir, "--runs-dir")
-    where = str(suite.path)
-    all_items = load_items(suite.data, where, allow_network=options.backend_options.allow_network)
-    if options.limit:
-        all_items = all_items[: options.limit]
-    items = select_shard(all_items, *options.shard) if options.shard else all_items
-    if not items:
-        raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")  # type: ignore[index]
-    metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
-    renderer = Renderer(suite.prompt, where)
-    messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
+    spec = forgetting or (suite.forgetting if suite else None)
+    task = suite is not None and not options.forgetting_only
+    if not task and spec is None:
+        where = f"{suite.path}: " if suite else ""
+        raise ForgettingError(f"{where}--forgetting-only: nothing to run; add a forgetting: section to the suite or name --panel")
+    items: list[Item] = []
+    all_items: list[Item] = []
+    metrics: list[Metric] = []
+    messages: dict[str, list[dict[str, str]]] = {}
+    if task:
+        assert suite is not None
+        where = str(suite.path)
+        all_items = load_items(suite.data, where, allow_network=options.backend_options.allow_network)
+        if options.limit:
+            all_items = all_items[: options.limit]
+        items = select_shard(all_items, *options.shard) if options.shard else all_items
+        if not items:
+            raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")  # type: ignore[index]
+        metrics = [build_metric(m, suite.dir) for m in suite.metrics]
+        renderer = Renderer(suite.prompt, where)
+        messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
+    prepared = prepare_forgetting(spec) if spec else None  # unknown panel, missing data: before any model loads
 
     if backend is None:
         backend = open_backend(options.backend, options.base, options.adapters, options.backend_options)
+    if prepared:
+        check_forgetting_backend(backend, prepared)
     for ad in backend.adapters:
         _check_training_match(ad.name, ad.train_record, backend, _warn)
 
     requests = {item.id: GenerateRequest(messages=tuple(messages[item.id]), prompt=backend.render(messages[item.id])) for item in items}
-    decoding = suite.generation.decoding()
-    batch_size = options.batch_size or suite.generation.batch_size or default_batch_size()
+    decoding = suite.generation.decoding() if task and suite else {}
+    batch_size = options.batch_size or (suite.generation.batch_size if suite else None) or default_batch_size()
     identity = dict(backend.identity())
     if identity.get("dtype", "float32") != "float32" or decoding.get("do_sample"):
         # Greedy float32 outputs do not depend on batching (tested); reduced precision and sampling do.
@@ -179,21 +205,33 @@ def run_suite(
     arms: list[tuple[str, str | None]] = [("base", None), *[(a.name, a.fingerprint) for a in backend.adapters]]
     generations: list[Generation] = []
     generated = cached = 0
+    forgot = None
     with GenerationCache(cache_file) as cache:
-        for arm, adapter_fp in arms:
+        for arm, adapter_fp in arms if task else []:
             gens, n_new = _generate_arm(backend, cache, items, requests, arm, adapter_fp, identity, decoding, batch_size, progress)
             generations.extend(gens)
             generated += n_new
             cached += sum(g.cached for g in gens)
+        if prepared:
+            forgot = run_forgetting(prepared, backend, cache, arms, identity, seed=options.seed, progress=progress)
     failed = sum(g.error is not None for g in generations)
     if failed:
         _warn(f"{failed} of {len(generations)} generations failed after retries; they are recorded as errors for every metric "
               f"(see the error field of generations.jsonl) and are tried again on the next run")
 
     scores = score_all(items, generations, metrics)
+    name = suite.name if suite else FORGETTING_ONLY_NAME
     summary = summarize(
-        suite.name, items, scores, [(m.name, m.binary) for m in metrics], [a for a, _ in arms], generations, seed=options.seed
+        name, items, scores, [(m.name, m.binary) for m in metrics], [a for a, _ in arms], generations, seed=options.seed
     )
+    extra: dict[str, Any] = {}
+    if forgot:
+        summary = replace(summary, forgetting=forgot.summary)
+        extra["forgetting"] = forgot.record()
+        for d in forgot.summary.drift:
+            if d.no_effect:
+                _warn(f"adapter {d.arm!r} had no effect: its KL from base is {d.mean_kl:.1e} nats per token over {d.tokens} tokens "
+                      f"(next-token distributions identical); check that the adapter was trained and loaded (LoRA B = 0?)")
     for arm, share in summary.identical_outputs.items():
         if share >= 0.95:
             _warn(f"adapter {arm!r} had (almost) no effect: its output equals base's on {share:.0%} of items")
@@ -208,7 +246,7 @@ def run_suite(
                           positions=[positions[it.id] for it in items], total=len(all_items))
     manifest = Manifest(
         version=MANIFEST_VERSION,
-        suite=SuiteInfo(name=suite.name, path=str(suite.path), sha256=suite.sha256, description=suite.description),
+        suite=_suite_info(suite, spec),
         base=BaseInfo(spec=backend.base.spec, path=str(backend.base.path) if backend.base.path else None,
                       fingerprint=backend.base.fingerprint, source=backend.base.source, config=_model_config(backend.base.path)),
         adapters=[_adapter_info(a) for a in backend.adapters],
@@ -224,14 +262,42 @@ def run_suite(
         started=_dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
         wall_s=round(time.time() - started, 2),
         versions=versions(),
-        git_commit=git_commit(suite.dir),
+        git_commit=git_commit(suite.dir if suite else Path.cwd()),
         warnings=warnings,
-        gate=suite.gate,
+        gate=_gate_policy(suite, task),
         shard=shard,
+        extra=extra,
     )
-    run_dir = _new_run_dir(options.runs_dir, suite.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else ""))
+    run_dir = _new_run_dir(options.runs_dir, name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else ""))
     write_run(run_dir, manifest, generations, items, messages, scores, summary)
-    return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated, cached=cached, warnings=warnings)
+    if forgot:
+        write_forgetting_rows(run_dir, forgot)
+    return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated + (forgot.computed if forgot else 0),
+                     cached=cached + (forgot.cached if forgot else 0), warnings=warnings)
+
+
+FORGETTING_ONLY_NAME = "forgetting"
+"""The run's name (and run directory suffix) of ``--forgetting-only`` without a suite."""
+
+
+def _suite_info(suite: Suite | None, spec: ForgettingSpec | None) -> SuiteInfo:
+    if suite is not None:
+        return SuiteInfo(name=suite.name, path=str(suite.path), sha256=suite.sha256, description=suite.description)
+    from evalkit._util import canonical_json, sha256_text
+
+    doc = spec.to_dict() if spec else {}
+    return SuiteInfo(name=FORGETTING_ONLY_NAME, path="", sha256=sha256_text(canonical_json(doc)),
+                     description="evalkit run --forgetting-only: benchmark panels and KL drift, no task suite")
+
+
+def _gate_policy(suite: Suite | None, task: bool) -> dict[str, Any] | None:
+    """The suite's gate; without the task (``--forgetting-only``), only its forgetting rules apply."""
+    if suite is None or suite.gate is None:
+        return None
+    if task:
+        return suite.gate
+    rules = [r for r in suite.gate["rules"] if "panel" in r or "max_kl" in r]
+    return {**suite.gate, "rules": rules} if rules else None
 
 
 def write_run(run_dir: Path, manifest: Manifest, generations: list[Generation], items: Sequence[Item],
