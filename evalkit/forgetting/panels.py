@@ -43,7 +43,7 @@ class MCItem:
 
     panel: str
     id: str
-    """Stable within the split: the dataset's own id, else ``<panel>-<row index>``."""
+    """Stable within the split: the dataset's own id where it is unique (ARC), else ``<panel>-<row index>``."""
     contexts: tuple[str, ...]
     """One context per choice (the same string repeated, except for partial scoring)."""
     continuations: tuple[str, ...]
@@ -96,7 +96,8 @@ def _hellaswag(row: dict[str, Any], index: int) -> MCItem:
     ctx = _hellaswag_clean(row["activity_label"] + ": " + row["ctx_a"] + " " + row["ctx_b"].capitalize())
     endings = tuple(_hellaswag_clean(e) for e in row["endings"])
     source = str(row["source_id"]).split("~")[0]  # activitynet or wikihow
-    return MCItem("hellaswag", f"hellaswag-{row['ind']}", (ctx,) * len(endings), tuple(" " + e for e in endings), endings,
+    # 'ind' repeats within the split (9,609 distinct of 10,042): the row index is the stable id
+    return MCItem("hellaswag", f"hellaswag-{index}", (ctx,) * len(endings), tuple(" " + e for e in endings), endings,
                   int(row["label"]), f"{source}/{row['split_type']}")
 
 
