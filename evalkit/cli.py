@@ -149,7 +149,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(delta_table(s), markup=False)
     if s.forgetting:
         out.print(forgetting_table(s.forgetting, s.reference), markup=False)
-    out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{escape(str(report))}[/]")
+    counts = f"{result.generated} generated, {result.cached} from cache" if s.metrics else ""
+    forgetting = result.manifest.extra.get("forgetting")
+    if forgetting:
+        counts += ("; " if counts else "") + f"forgetting: {forgetting['computed']} computed, {forgetting['cached']} from cache"
+    out.print(f"{counts} · report: [bold]{escape(str(report))}[/]")
     return 0
 
 

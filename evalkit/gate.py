@@ -193,7 +193,9 @@ def gate_markdown(result: GateResult, summary: Summary, run_dir: Path | None = N
     icon = "✅" if result.passed else "❌"
     n_fail = len(result.failures)
     head = f"## {icon} evalkit gate: {'passed' if result.passed else f'failed ({n_fail} of {len(result.results)} checks)'}"
-    lines = [head, "", f"Suite **{summary.suite}**, {summary.n_items} items" + (f", run `{run_dir.name}`" if run_dir else "") + ".", ""]
+    what = f"{summary.n_items} items" if summary.metrics or not summary.forgetting else \
+        "forgetting panels " + ", ".join(f"{p.name} ({p.n} items)" for p in summary.forgetting.panels)
+    lines = [head, "", f"Suite **{summary.suite}**, {what}" + (f", run `{run_dir.name}`" if run_dir else "") + ".", ""]
     lines += ["| | Arm | Rule | Observed | Required |", "|---|---|---|---|---|"]
     for r in result.results:
         lines.append(f"| {'✅' if r.passed else '❌'} | {r.arm} | {r.rule} | {r.observed} | {r.required} |")

@@ -272,8 +272,7 @@ def run_suite(
     write_run(run_dir, manifest, generations, items, messages, scores, summary)
     if forgot:
         write_forgetting_rows(run_dir, forgot)
-    return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated + (forgot.computed if forgot else 0),
-                     cached=cached + (forgot.cached if forgot else 0), warnings=warnings)
+    return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated, cached=cached, warnings=warnings)
 
 
 FORGETTING_ONLY_NAME = "forgetting"

