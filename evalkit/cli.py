@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
     r.add_argument("--batch-size", type=_positive_int, help="generation batch size (default: the suite's, else 32)")
-    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items")
+    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items (and at most N items per forgetting panel and N KL passages)")
     r.add_argument("--shard", type=_shard, metavar="I/N", help="evaluate the I-th of N shards of the items (0-based) and write a "
                    "partial run; join the N partial runs with `evalkit merge`")
     r.add_argument("--seed", type=int, default=0, help="seed for the bootstrap statistics (default: %(default)s)")

@@ -78,7 +78,7 @@ class RunOptions:
     batch_size: int | None = None
     """None: the suite's ``generation.batch_size``, else 32."""
     limit: int | None = None
-    """Evaluate only the first N items (quick checks)."""
+    """Evaluate only the first N items (quick checks); forgetting panels and KL passages are capped at N too."""
     shard: tuple[int, int] | None = None
     """(i, n): evaluate the i-th of n deterministic shards of the items (0-based); ``evalkit merge`` joins them."""
     seed: int = 0
@@ -184,7 +184,7 @@ def run_suite(
         metrics = [build_metric(m, suite.dir) for m in suite.metrics]
         renderer = Renderer(suite.prompt, where)
         messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
-    prepared = prepare_forgetting(spec) if spec else None  # unknown panel, missing data: before any model loads
+    prepared = prepare_forgetting(spec, options.limit) if spec else None  # unknown panel, missing data: before any model loads
 
     if backend is None:
         backend = open_backend(options.backend, options.base, options.adapters, options.backend_options)

@@ -162,3 +162,11 @@ def test_forgetting_only_run_then_gate_on_its_budget(capsys, tiny_model, tiny_ad
     run_dir = next((tmp_path / "runs").iterdir())
     code, out, _ = _run(capsys, "gate", str(run_dir))
     assert code == 1 and "FAIL  tiny-lora · kl: max_kl 1e-09" in out
+
+
+def test_validate_reports_the_forgetting_panels_it_found(capsys, make_suite):
+    from tests.conftest import SUITE_YAML
+
+    path = make_suite(yaml_text=SUITE_YAML.format(max_new_tokens=2) + "forgetting:\n  panels: [{name: arc_easy, n: 6}, winogrande]\n  kl: {passages: 3}\n")
+    code, out, _ = _run(capsys, "validate", str(path))
+    assert code == 0 and "forgetting: arc_easy 6/570, winogrande 200/1267, kl 3 passages" in out

@@ -56,8 +56,12 @@ class Prepared:
 
 @dataclass
 class ForgettingResult:
+    """What the stage produced: the summary section and the rows behind it."""
+
+    spec: ForgettingSpec
     summary: ForgettingSummary
     results: list[ItemResult]
+    """One per panel × item × arm."""
     drifts: dict[str, list[tuple[str, PassageDrift]]] = field(default_factory=dict)
     """adapter arm → (passage id, drift) per passage."""
     computed: int = 0
@@ -66,14 +70,15 @@ class ForgettingResult:
     """Log-likelihood requests and drift passages taken from the cache."""
 
     def record(self) -> dict[str, Any]:
-        """What the manifest records under ``extra["forgetting"]``."""
-        return {"config": self.summary_config, "data_package": data_version(), "computed": self.computed, "cached": self.cached}
-
-    summary_config: dict[str, Any] = field(default_factory=dict)
+        """What the manifest records under ``extra["forgetting"]``: the config, the data version, the counts."""
+        return {"config": self.spec.to_dict(), "data_package": data_version(), "computed": self.computed, "cached": self.cached}
 
 
-def prepare(spec: ForgettingSpec) -> Prepared:
+def prepare(spec: ForgettingSpec, limit: int | None = None) -> Prepared:
     """Load and subsample every panel and the reference passages.
+
+    Args:
+        limit: at most this many items per panel and passages (``evalkit run --limit``, for quick checks).
 
     Raises:
         ForgettingError: an unknown panel or the data package missing (one line, before any model loads).
@@ -82,8 +87,9 @@ def prepare(spec: ForgettingSpec) -> Prepared:
     for p in spec.panels:
         every = load_panel(p.name)
         totals[p.name] = len(every)
-        items[p.name] = subsample(every, p.n, spec.seed)
-    passages = reference_passages(spec.kl.passages) if spec.kl else []
+        n = p.n if limit is None else min(p.n or len(every), limit)
+        items[p.name] = subsample(every, n, spec.seed)
+    passages = reference_passages(min(spec.kl.passages, limit or spec.kl.passages)) if spec.kl else []
     return Prepared(spec=spec, items=items, totals=totals, passages=passages)
 
 
@@ -132,8 +138,7 @@ def run_forgetting(
             computed += n_new
             cached += len(out) - n_new
     summary = summarize_forgetting(prepared, results, drifts, [a for a, _ in arms], seed=seed, n_resamples=n_resamples)
-    return ForgettingResult(summary=summary, results=results, drifts=drifts, computed=computed, cached=cached,
-                            summary_config=prepared.spec.to_dict())
+    return ForgettingResult(spec=prepared.spec, summary=summary, results=results, drifts=drifts, computed=computed, cached=cached)
 
 
 def summarize_forgetting(

@@ -69,3 +69,15 @@ def test_partial_scoring_sends_each_option_as_its_own_context(panel):
         score_items(backend, cache, load_panel(panel)[:1], "base", None, {"backend": "fake"})
     assert [r.context for r in seen] == list(load_panel(panel)[0].contexts)
     assert len({r.continuation for r in seen}) == 1
+
+
+@pytest.mark.slow
+def test_arc_easy_on_the_embedded_model_matches_lm_evaluation_harness(embedded, tmp_path):
+    """lm-evaluation-harness 0.4.13's arc_easy on SmolLM2-135M-Instruct, first 40 validation items: acc 0.500, acc_norm 0.425
+    (benchmarks/lmeval_agreement.py reproduces them item by item, log-likelihoods equal to the last bit)."""
+    from evalkit.models import HFBackend, LoadOptions
+
+    backend = HFBackend(embedded, options=LoadOptions(device="cpu"))
+    with GenerationCache(None) as cache:
+        results, _ = score_items(backend, cache, load_panel("arc_easy")[:40], "base", None, backend.identity())
+    assert sum(r.metrics["acc"] for r in results) == 20 and sum(r.metrics["acc_norm"] for r in results) == 17
