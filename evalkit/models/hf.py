@@ -190,7 +190,7 @@ class HFBackend:
                 # vocabulary × every position is most of the memory and much of the time otherwise).
                 first = min(len(x) - len(encoded[i][1]) for x in batch for i in rows[x])
                 # Right padding needs no attention mask: a causal model never looks right of a position.
-                logits = model(ids.to(self.device), logits_to_keep=torch.arange(first, width)).logits  # (batch, width - first, vocab)
+                logits = _logits_at(model, ids.to(self.device), torch.arange(first, width))  # (batch, width - first, vocab)
                 for row, x in enumerate(batch):
                     for i in rows[x]:
                         cont = encoded[i][1]
@@ -248,6 +248,16 @@ class HFBackend:
 
     def close(self) -> None:
         self._model = None
+
+
+def _logits_at(model: Any, ids: Any, positions: Any) -> Any:
+    """Logits at ``positions`` only (``logits_to_keep``), or all of them sliced for a model without that argument."""
+    try:
+        return model(ids, logits_to_keep=positions).logits
+    except TypeError as exc:
+        if "logits_to_keep" not in str(exc):
+            raise
+        return model(ids).logits[:, positions]
 
 
 def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
