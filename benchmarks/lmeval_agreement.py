@@ -87,6 +87,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=40, help="first N validation items of each (default 40)")
     ap.add_argument("--base", default="smollm2-135m-instruct")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lmeval-json", help="keep lm-evaluation-harness's per-item results in this file, and reuse it if it exists")
     args = ap.parse_args()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
 
@@ -102,14 +103,20 @@ def main() -> int:
         print(f"lm-evaluation-harness is not importable with {args.lmeval_python}; see this script's docstring to install it")
         return 2
     lm_eval_dir = Path(probe.stdout.strip())
-    with tempfile.TemporaryDirectory() as tmp:
-        for t in tasks:
-            (Path(tmp) / f"evalkit_{t}.yaml").write_text(_task_yaml(lm_eval_dir, t, data_root()))
-        cfg = {"include_path": tmp, "model": str(model.path), "tasks": [f"evalkit_{t}" for t in tasks], "limit": args.limit,
-               "batch_size": args.batch_size, "out": str(Path(tmp) / "lmeval.json")}
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        subprocess.run([args.lmeval_python, "-c", LMEVAL_SIDE, json.dumps(cfg)], check=True, env=env)
-        theirs = json.loads((Path(tmp) / "lmeval.json").read_text())
+    kept = Path(args.lmeval_json) if args.lmeval_json else None
+    if kept is not None and kept.exists():
+        theirs = json.loads(kept.read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            for t in tasks:
+                (Path(tmp) / f"evalkit_{t}.yaml").write_text(_task_yaml(lm_eval_dir, t, data_root()))
+            cfg = {"include_path": tmp, "model": str(model.path), "tasks": [f"evalkit_{t}" for t in tasks], "limit": args.limit,
+                   "batch_size": args.batch_size, "out": str(Path(tmp) / "lmeval.json")}
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+            subprocess.run([args.lmeval_python, "-c", LMEVAL_SIDE, json.dumps(cfg)], check=True, env=env)
+            theirs = json.loads((Path(tmp) / "lmeval.json").read_text())
+        if kept is not None:
+            kept.write_text(json.dumps(theirs))
 
     backend = HFBackend(model, options=LoadOptions(device="cpu"))
     print(f"{'task':<14} {'items':>5} {'acc agree':>9} {'norm agree':>10} {'max |Δll|':>10}  {'lm-eval acc/norm':>16}  {'evalkit acc/norm':>16}")
