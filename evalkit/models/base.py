@@ -40,6 +40,7 @@ __all__ = [
     "LoglikelihoodRequest",
     "LoglikelihoodResult",
     "Message",
+    "PassageDrift",
     "backend",
     "backend_names",
     "open_backend",
@@ -155,6 +156,20 @@ class LoglikelihoodResult:
     """Number of continuation tokens."""
 
 
+@dataclass(frozen=True)
+class PassageDrift:
+    """What ``kl_drift`` returns for one text: how far an adapter arm moved the next-token distribution."""
+
+    tokens: int
+    """Positions compared (each predicts one token of the text)."""
+    kl_sum: float
+    """Sum over those positions of KL(base ‖ adapter) in nats, over the full vocabulary."""
+    kl_max: float
+    """The largest per-position KL."""
+    top1_agree: int
+    """Positions where both arms put the same token first."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the runner, judged metrics and forgetting checks need from a model backend."""
@@ -195,6 +210,10 @@ class Backend(Protocol):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], arm: str) -> list[LoglikelihoodResult]:
         """Summed log-probability of each continuation given its context, in ``arm``."""
         ...
+
+    # A backend with the ``kl_drift`` capability also offers
+    #     kl_drift(texts, arm, max_tokens=256) -> list[PassageDrift]
+    # (teacher-forced KL(base ‖ arm) per text on one loaded model); see HFBackend.kl_drift.
 
     def close(self) -> None:
         """Release engines, connections and processes; the backend is not used afterwards."""
