@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("EVALKIT_HOME", str(REPO / ".cache" / "evalkit"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from evalkit.models import LoadOptions, resolve_model  # noqa: E402
+from evalkit.models import BackendOptions, LoadOptions, resolve_model  # noqa: E402
 from evalkit.runner import RunOptions, run_suite  # noqa: E402
 from evalkit.suite import load_suite  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> None:
     base_rate = None
     for bs in [int(s) for s in args.sizes.split(",")]:
         opts = RunOptions(adapters=(f"adapter={adapter}",), runs_dir=tmp / "runs", use_cache=False, batch_size=bs,
-                          limit=args.items, load=LoadOptions(dtype=args.dtype))
+                          limit=args.items, backend_options=BackendOptions(load=LoadOptions(dtype=args.dtype)))
         t0 = time.perf_counter()
         result = run_suite(suite, opts)
         wall = time.perf_counter() - t0
@@ -69,7 +69,7 @@ def main() -> None:
         print(f"{bs:>8} {wall:>8.1f} {tokens:>8} {rate:>8.1f} {rate / base_rate:>6.2f}×", flush=True)
     cache = tmp / "cache.sqlite"
     opts = RunOptions(adapters=(f"adapter={adapter}",), runs_dir=tmp / "runs", cache_path=cache, limit=args.items,
-                      load=LoadOptions(dtype=args.dtype))
+                      backend_options=BackendOptions(load=LoadOptions(dtype=args.dtype)))
     t0 = time.perf_counter()
     run_suite(suite, opts)
     cold = time.perf_counter() - t0

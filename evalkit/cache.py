@@ -13,7 +13,8 @@ finished suite computes nothing. A failed request (``BackendOutput.error``) is
 never stored, so the next run tries it again.
 
 A cache file that is not sqlite, is damaged, or was written by something else is
-a ``CacheError`` naming the file and the fix, when opened or when read or written.
+a ``CacheError`` naming the file and the fix, when opened (an integrity check reads
+every page then) or when read or written.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class GenerationCache:
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"{path}: cannot use as the cache ({exc}); {fix}") from exc
         with self._guard("open"):
+            # Damaged pages surface on the first read or write that touches them, which may be after
+            # the model has loaded and a batch has been generated; quick_check reads every page now
+            # (about 0.1 s for a 90 MB cache, measured) so a damaged file stops the run before any work.
+            problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {' '.join(str(problem).split())}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             for table, columns in _TABLES.items():

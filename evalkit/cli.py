@@ -11,6 +11,7 @@ Exit codes (also in ``evalkit --help``):
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from rich.markup import escape
 
 from evalkit import __version__
 from evalkit._util import first_line, quiet_libraries
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, SuiteError
 
 __all__ = ["main"]
 
@@ -30,11 +31,39 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _announce_conversion(base: str) -> None:
-    from evalkit.models.resolve import needs_conversion
+class _StderrLog(logging.Handler):
+    """evalkit's log records (e.g. "preparing the embedded model …") as plain lines on stderr."""
 
-    if needs_conversion(base):
-        err.print(f"preparing the embedded model {base} (converted once to safetensors, about 20 s)…")
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(escape(record.getMessage()), style="yellow" if record.levelno >= logging.WARNING else None)
+
+
+class _ArmProgress:
+    """One bar per arm, drawn only once generation starts (an early error leaves no empty bar behind)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        self.bar = Progress(*columns, console=err, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, arm: str, done: int, total: int) -> None:
+        if not self.tasks:
+            self.bar.start()
+        if arm not in self.tasks:
+            self.tasks[arm] = self.bar.add_task(arm, total=total)
+        self.bar.update(self.tasks[arm], completed=done)
+
+    def __enter__(self) -> _ArmProgress:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self.tasks:
+            # an error's one line stands alone; after Ctrl-C the bar shows how far the run got
+            if exc_type is not None and not issubclass(exc_type, KeyboardInterrupt):
+                self.bar.live.transient = True
+            self.bar.stop()
 
 
 def _offline(allow_network: bool) -> None:
@@ -106,16 +135,16 @@ def _backend_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from evalkit.report import write_report
-    from evalkit.report.markdown import delta_table, headline
-    from evalkit.runner import RunOptions, run_suite
     from evalkit.suite import load_suite
 
-    suite = load_suite(args.suite)
-    if args.backend in ("hf", "vllm"):
-        _announce_conversion(args.base)
+    # before the heavier imports below: a typo in the path is reported at once
+    suite = load_suite(args.suite) if args.suite else None
+    forgetting = _forgetting_options(args, suite)
+
+    from evalkit.report import write_report
+    from evalkit.report.markdown import delta_table, forgetting_table, headline
+    from evalkit.runner import RunOptions, run_suite
+
     options = RunOptions(
         base=args.base,
         adapters=tuple(args.adapter or ()),
@@ -128,39 +157,132 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         shard=args.shard,
         seed=args.seed,
+        judge=_judge_overrides(args),
+        forgetting_only=args.forgetting_only,
     )
-    columns = (TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(arm: str, done: int, total: int) -> None:
-            if arm not in tasks:
-                tasks[arm] = bar.add_task(arm, total=total)
-            bar.update(tasks[arm], completed=done)
-
-        result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+    with _ArmProgress() as progress:
+        result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"),
+                           forgetting=forgetting)
     report = write_report(result.run_dir)
     s = result.summary
-    if len(s.arms) > 1:
+    if len(s.arms) > 1 and s.metrics:
         out.print(headline(s).replace("**", ""))
         out.print(delta_table(s), markup=False)
-    out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{escape(str(report))}[/]")
+    if s.forgetting:
+        out.print(forgetting_table(s.forgetting, s.reference), markup=False)
+    counts = f"{result.generated} generated, {result.cached} from cache" if s.metrics else ""
+    forgetting = result.manifest.extra.get("forgetting")
+    if forgetting:
+        counts += ("; " if counts else "") + f"forgetting: {forgetting['computed']} computed, {forgetting['cached']} from cache"
+    out.print(f"{counts} · report: [bold]{escape(str(report))}[/]")
     return 0
+
+
+def _judge_overrides(args: argparse.Namespace) -> Any:
+    from evalkit.judges.stage import JudgeOverrides
+
+    return JudgeOverrides(spec=args.judge, endpoint=args.judge_endpoint, api_key_env=args.judge_api_key_env)
+
+
+def _add_judge_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("judge (judged metrics: faithfulness, judge, pairwise)")
+    group.add_argument("--judge", metavar="BACKEND:MODEL", help="the judge, over the suite's judge: section, e.g. "
+                       "hf:smollm2-135m-instruct (the smoke-level default), vllm:/models/qwen2.5-7b-instruct, openai:gpt-4o-mini")
+    group.add_argument("--judge-endpoint", metavar="URL", help="an openai judge's base URL, e.g. http://127.0.0.1:8000/v1")
+    group.add_argument("--judge-api-key-env", metavar="VAR", help="name of the environment variable holding the judge's API key "
+                       "(the key itself is never read from the command line or written anywhere)")
+
+
+def cmd_judge_calibrate(args: argparse.Namespace) -> int:
+    from evalkit._util import atomic_write
+    from evalkit.judges.agreement import agreement_markdown
+    from evalkit.judges.calibrate import calibrate
+    from evalkit.suite import load_suite
+
+    if args.out:
+        _refuse_existing(Path(args.out), args.overwrite)
+    suite = load_suite(args.suite)
+    with _ArmProgress() as progress:
+        result = calibrate(suite, Path(args.labels), overrides=_judge_overrides(args), run_dir=Path(args.run) if args.run else None,
+                           cache_path=Path(args.cache) if args.cache else None, use_cache=not args.no_cache,
+                           allow_network=args.allow_network, progress=progress,
+                           note=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+    j = result.judge
+    judge = f"{j.get('backend')}:{j.get('model')}" + (f" at {j['endpoint']}" if j.get("endpoint") else "")
+    text = "\n".join([f"# Judge agreement with human labels: {suite.name}", "",
+                       f"Judge `{judge}`, {result.labels} labels from `{args.labels}`.", "", *agreement_markdown(result.agreements), ""])
+    if args.out:
+        atomic_write(Path(args.out), text)
+        err.print(f"wrote {args.out}")
+    out.print(text, markup=False)
+    return 0
+
+
+def _panel_option(text: str) -> tuple[str, int | None]:
+    name, sep, n = text.partition(":")
+    if not sep:
+        return name, None
+    if n == "all":
+        return name, 0
+    try:
+        value = int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME or NAME:N (N a whole number of items, or all)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: N must be at least 1 (or all)")
+    return name, value
+
+
+def _forgetting_options(args: argparse.Namespace, suite: Any) -> Any:
+    """The forgetting section named on the command line (``--forgetting-only`` without a suite), else None."""
+    from evalkit.errors import ForgettingError
+
+    flags = [f for f, v in (("--panel", args.panel), ("--kl-passages", args.kl_passages), ("--max-drop", args.max_drop),
+                            ("--max-kl", args.max_kl)) if v is not None]
+    if suite is None and not args.forgetting_only:
+        raise ForgettingError("evalkit run: give a suite file, or --forgetting-only with --panel NAME to check an adapter without one")
+    if suite is not None:
+        if flags:
+            raise ForgettingError(f"{flags[0]}: only with --forgetting-only and no suite file; with a suite, set panels in its forgetting: section")
+        return None
+    from evalkit.forgetting.spec import parse_forgetting
+
+    panels = []
+    for name, n in args.panel or []:
+        entry: dict[str, Any] = {"name": name, **({"n": "all" if n == 0 else n} if n is not None else {})}
+        if args.max_drop is not None:
+            entry["max_drop"] = args.max_drop
+        panels.append(entry)
+    kl: dict[str, Any] | bool = False
+    if args.kl_passages is None or args.kl_passages > 0:
+        kl = {"passages": args.kl_passages or 32, **({"max_kl": args.max_kl} if args.max_kl is not None else {})}
+    elif args.max_kl is not None:
+        raise ForgettingError("--max-kl needs KL drift; drop --kl-passages 0")
+    return parse_forgetting({"panels": panels, "kl": kl}, "--forgetting-only")
 
 
 # ---------------------------------------------------------------- validate / report / metrics
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from evalkit.data import Renderer, load_items
     from evalkit.suite import load_suite
+    from evalkit.validate import check_suite
 
-    suite = load_suite(args.suite)
-    items = load_items(suite.data, str(suite.path), allow_network=args.allow_network)
-    renderer = Renderer(suite.prompt, str(suite.path))
-    for item in items:
-        renderer.messages(item)
-    out.print(f"[green]ok[/] {suite.path}: {len(items)} items, metrics: {', '.join(m.name for m in suite.metrics)}")
+    check = check_suite(load_suite(args.suite), allow_network=args.allow_network)
+    for w in check.warnings:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
+    if check.problems:
+        raise SuiteError(check.problems[0].describe(str(check.suite.path)))
+    metrics = ", ".join(m.name for m in check.metrics)
+    extra = ""
+    if check.suite.forgetting:
+        from evalkit.forgetting import prepare
+
+        prepared = prepare(check.suite.forgetting)  # the data package is there and every panel loads
+        parts = [f"{p} {len(v)}/{prepared.totals[p]}" for p, v in prepared.items.items()]
+        parts += [f"kl {len(prepared.passages)} passages"] if prepared.passages else []
+        extra = f"; forgetting: {', '.join(parts)}"
+    out.print(f"[green]ok[/] {escape(str(check.suite.path))}: {len(check.items)} items render, metrics ({escape(metrics)}) score every row{escape(extra)}")
     return 0
 
 
@@ -184,45 +306,82 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     for name in registry.names("metric"):
         info = registry.lookup("metric", name).info
-        kind = "pass/fail" if info.get("binary") else "continuous"
-        out.print(f"[bold]{name:<14}[/] {kind:<10} {info.get('description', '')}")
+        kind = ("pass/fail" if info.get("binary") else "continuous") + (", judged" if info.get("needs_model") else "")
+        out.print(f"[bold]{name:<16}[/] {kind:<18} {escape(info.get('description', ''))}")
+    for failure in registry.failures("metric"):  # a broken plugin hides its metrics: say so, not only on a lookup miss
+        err.print(f"[yellow]warning:[/] {escape(failure)}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import compare_runs
-    from evalkit.report.markdown import delta_table, headline
+    from evalkit.report.markdown import compare_markdown
     from evalkit.rundir import load_run
 
+    if args.out:
+        _refuse_existing(Path(args.out), args.overwrite)
     run_a, run_b = load_run(args.run_a), load_run(args.run_b)
     summary = compare_runs(run_a, run_b, args.arm_a, args.arm_b, seed=args.seed)
-    text = f"# {summary.suite}: {summary.arms[0]} ({run_a.path.name}) vs {summary.arms[1]} ({run_b.path.name})\n\n"
-    text += headline(summary) + "\n\n" + delta_table(summary) + "\n"
-    if summary.extra.get("unmatched"):
-        text += f"\n{summary.extra['unmatched']} items are in only one run and were left out.\n"
     for note in summary.extra["differences"]:
         err.print(f"[yellow]warning:[/] {escape(note)}")
-        text += f"\n⚠️ {note}\n"
+    text = compare_markdown(summary)
     if args.out:
-        from evalkit._util import atomic_write
-
-        atomic_write(Path(args.out), text)
+        _write(Path(args.out), text, "choose another --out")
         err.print(f"wrote {args.out}")
     out.print(text, markup=False)
     return 0
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """--out must not replace a file the user did not ask to replace, and must be writable (checked before work)."""
+    from evalkit._util import check_writable_dir
+
+    if path.is_dir():
+        raise SuiteError(f"--out {path}: is a folder; give a file path")
+    if path.exists() and not overwrite:
+        raise SuiteError(f"--out {path}: already exists; pass --overwrite to replace it, or choose another path")
+    check_writable_dir(path.parent if str(path.parent) else Path("."), "--out folder")
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from evalkit.report import write_report
+    from evalkit.report.markdown import delta_table, headline
+    from evalkit.rundir import load_run
+    from evalkit.shards import merge_shards
+
+    run_dir = merge_shards(args.run_dirs, Path(args.runs_dir))
+    report = write_report(run_dir)
+    summary = load_run(run_dir).summary
+    if len(summary.arms) > 1:
+        out.print(headline(summary).replace("**", ""))
+        out.print(delta_table(summary), markup=False)
+    out.print(f"merged {len(args.run_dirs)} shards, {summary.n_items} items · report: [bold]{escape(str(report))}[/]")
+    return 0
+
+
+def _write(path: Path, text: str, fix: str) -> None:
+    """Write an output file; a folder that turned out unwritable is one line, not a crash."""
     from evalkit._util import atomic_write
-    from evalkit.gate import evaluate_gate, gate_markdown, load_policy
+    from evalkit.errors import RunDirError
+
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot write ({exc.strerror or exc}); {fix}") from None
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from evalkit.gate import evaluate_gate, gate_markdown, run_policy
     from evalkit.rundir import load_run
 
+    if args.out:  # checked before reading anything: e.g. --out RUN/manifest.json would destroy the run
+        _refuse_existing(Path(args.out), args.overwrite)
     run = load_run(args.run_dir)
-    policy = load_policy(args.policy, run.manifest.gate, where=f"{run.manifest.suite.path}: gate")
+    policy = run_policy(args.policy, run.manifest, where=run.manifest.suite.path)
     result = evaluate_gate(run.summary, policy)
     text = gate_markdown(result, run.summary, run.path)
     target = Path(args.out) if args.out else run.path / "gate.md"
-    atomic_write(target, text)
+    _write(target, text, "pass --out with a writable path for the gate summary")
     for r in result.results:
         mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         out.print(f"{mark}  {escape(r.arm)} · {escape(r.rule)}: {escape(r.observed)} (needs {escape(r.required)})")
@@ -239,15 +398,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from evalkit.train import TrainEvents, load_train_config, train
 
+    import datasets
+
+    datasets.disable_progress_bars()  # TRL tokenizes with datasets.map; evalkit shows its own progress
     config = load_train_config(args.config)
     if args.output_dir:
         from dataclasses import replace
 
         config = replace(config, output_dir=Path(args.output_dir).resolve())
-    import datasets
-
-    datasets.disable_progress_bars()  # TRL tokenizes with datasets.map; evalkit shows its own progress
-    _announce_conversion(config.base)
     columns = (TextColumn("[bold]train[/] loss {task.fields[loss]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     # The bar starts at the first step: a pre-flight refusal stays one line on stderr.
     bar = Progress(*columns, console=err)
@@ -339,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate base and adapters on a suite and write a run directory",
                        description="Run the base model and each adapter on the suite's prompts with the same decoding, "
                        "score them, pair them by item and write runs/<time>-<suite>/ with report.md.")
-    r.add_argument("suite", help="suite YAML file")
+    r.add_argument("suite", nargs="?", help="suite YAML file (optional with --forgetting-only)")
     r.add_argument("--base", default="smollm2-135m-instruct", help="alias, local model folder or hub id (default: %(default)s, embedded)")
     r.add_argument("--adapter", action="append", metavar="[NAME=]PATH", help="peft LoRA adapter folder; repeat for several arms")
     r.add_argument("--backend", default="hf", metavar="NAME",
@@ -349,10 +507,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
     r.add_argument("--batch-size", type=_positive_int, help="generation batch size (default: the suite's, else 32)")
-    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items")
+    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items (and at most N items per forgetting panel and N KL passages)")
     r.add_argument("--shard", type=_shard, metavar="I/N", help="evaluate the I-th of N shards of the items (0-based) and write a "
                    "partial run; join the N partial runs with `evalkit merge`")
     r.add_argument("--seed", type=int, default=0, help="seed for the bootstrap statistics (default: %(default)s)")
+    fg = r.add_argument_group("forgetting checks (benchmark panels and KL drift; see the suite's forgetting: section)")
+    fg.add_argument("--forgetting-only", action="store_true", help="run only the forgetting checks: the suite's forgetting: section, "
+                    "or without a suite the --panel options (plus KL drift)")
+    fg.add_argument("--panel", action="append", type=_panel_option, metavar="NAME[:N]",
+                    help="without a suite: a panel (arc_easy, arc_challenge, hellaswag, piqa, winogrande) and its items "
+                    "(default 200; all for the whole split); repeat for several")
+    fg.add_argument("--kl-passages", type=_non_negative_int, metavar="N", help="without a suite: reference passages for KL drift (default 32; 0: none)")
+    fg.add_argument("--max-drop", type=_positive_float, metavar="X", help="without a suite: budget for every --panel (CI lower bound of Δ above −X), enforced by evalkit gate")
+    fg.add_argument("--max-kl", type=_positive_float, metavar="NATS", help="without a suite: budget on the mean per-token KL(base ‖ adapter), enforced by evalkit gate")
     local = r.add_argument_group("local weights (--backend hf or vllm)")
     local.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
     local.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter (hf)")
@@ -368,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     served.add_argument("--concurrency", type=_positive_int, default=8, help="requests in flight at once (default: %(default)s)")
     served.add_argument("--timeout", type=_positive_float, default=120.0, metavar="SECONDS", help="per-request timeout (default: %(default)s)")
     served.add_argument("--max-retries", type=_non_negative_int, default=4, metavar="N", help="retries after 429, 5xx, timeouts and dropped connections, with backoff honouring Retry-After (default: %(default)s)")
+    _add_judge_options(r)
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite, its data and its templates without running a model")
@@ -389,14 +557,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arm-b", help="arm of run B (default: its first adapter, else base)")
     c.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     c.add_argument("--out", help="also write the Markdown table to this file")
+    c.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     c.set_defaults(func=cmd_compare)
 
+    mg = sub.add_parser("merge", help="join the partial runs of `evalkit run --shard I/N` into one run and report",
+                        description="Check that the shard run directories belong together (same suite, models, backend, decoding, "
+                        "metrics) and hold every item once, then compute the statistics once over all items and write a new run directory.")
+    mg.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="the run directory of every shard")
+    mg.add_argument("--runs-dir", default="runs", help="where the merged run directory is created (default: %(default)s)")
+    mg.set_defaults(func=cmd_merge)
+
     g = sub.add_parser("gate", help="pass/fail a run against a policy; exit 0 pass, 1 fail, 2 bad input",
-                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n) "
-                       "from --policy or the suite's gate: section, and write a Markdown summary for the PR.")
+                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n; "
+                       "panel max_drop and max_kl for forgetting) from --policy or the suite's gate: section, plus the budgets "
+                       "of its forgetting: section, and write a Markdown summary for the PR.")
     g.add_argument("run_dir")
     g.add_argument("--policy", help="gate policy YAML (default: the suite's gate: section)")
-    g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md)")
+    g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md, rewritten each time)")
+    g.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     g.set_defaults(func=cmd_gate)
 
     m = sub.add_parser("metrics", help="list the metrics suites can use (built-ins and plugins)")
@@ -414,12 +592,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-network", action="store_true", help="allow downloading the base model")
     t.set_defaults(func=cmd_train)
 
+    j = sub.add_parser("judge", help="measure a suite's judge against human labels")
+    jsub = j.add_subparsers(dest="judge_command", required=True, metavar="ACTION")
+    jc = jsub.add_parser("calibrate", help="accuracy, Cohen's κ (weighted for rubric scales) and confusion of the judge against human labels",
+                         description="Judge every labelled answer with the suite's metric and judge, and compare with the human labels "
+                         "(a CSV or JSONL file of item_id, metric, label[, arm][, output]).")
+    jc.add_argument("suite", help="suite YAML file")
+    jc.add_argument("--labels", required=True, metavar="FILE", help="human labels: CSV or JSONL with item_id, metric, label, optional arm and output")
+    jc.add_argument("--run", metavar="RUN_DIR", help="take the answers from this run (labels without an output column)")
+    jc.add_argument("--cache", help="cache file (default: $EVALKIT_HOME/cache.sqlite)")
+    jc.add_argument("--no-cache", action="store_true", help="neither read nor write cached judge verdicts")
+    jc.add_argument("--out", help="also write the Markdown to this file")
+    jc.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
+    jc.add_argument("--allow-network", action="store_true", help="allow downloading the judge model")
+    _add_judge_options(jc)
+    jc.set_defaults(func=cmd_judge_calibrate)
+
     a = sub.add_parser("adapter", help="inspect or merge a LoRA adapter")
     asub = a.add_subparsers(dest="adapter_command", required=True, metavar="ACTION")
     ai = asub.add_parser("inspect", help="rank, alpha, scaling, targets, size, base, and a vLLM deployability verdict")
     ai.add_argument("path", help="adapter folder")
     ai.add_argument("--base", help="also check that the adapter fits this base")
-    ai.add_argument("--max-lora-rank", type=int, default=16, help="the rank limit of the vLLM server (default: %(default)s)")
+    ai.add_argument("--max-lora-rank", type=_positive_int, default=16, help="the rank limit of the vLLM server (default: %(default)s)")
     ai.add_argument("--allow-pickle", action="store_true")
     ai.set_defaults(func=cmd_adapter_inspect)
     am = asub.add_parser("merge", help="merge into a standalone model and check merged vs unmerged logits (exit 1 if they differ)")
@@ -427,10 +621,10 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("--out", required=True, help="folder for the merged model")
     am.add_argument("--base", default="smollm2-135m-instruct", help="the base the adapter was trained on (default: %(default)s)")
     am.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="merge into a quantized base (rounds)")
-    am.add_argument("--tolerance", type=float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
+    am.add_argument("--tolerance", type=_positive_float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
     am.add_argument("--allow-pickle", action="store_true")
     am.set_defaults(func=cmd_adapter_merge)
-    for command in [*sub.choices.values(), *asub.choices.values()]:  # --debug after the command works too
+    for command in [*sub.choices.values(), *asub.choices.values(), *jsub.choices.values()]:  # --debug after the command works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return p
 
@@ -446,12 +640,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # huggingface_hub reads HF_HUB_OFFLINE once, at import: set it before anything imports it
     _offline(getattr(args, "allow_network", False))
     quiet_libraries()
+    log = logging.getLogger("evalkit")
+    if not any(isinstance(h, _StderrLog) for h in log.handlers):
+        log.addHandler(_StderrLog())
+        log.setLevel(logging.INFO)
+        log.propagate = False
     try:
         return int(args.func(args))
     except EvalkitError as exc:
         if args.debug:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        # one line, always: a message that quotes a library's multi-line text is joined up
+        err.print(f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished batches are in the cache; run the same command again to resume")

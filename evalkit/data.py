@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from evalkit._util import canonical_json, sha256_text
@@ -42,11 +43,19 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         return _read_file_unchecked(path)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; data.path must name a .jsonl or .csv file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the data file ({exc.strerror or exc}); check its permissions") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not valid CSV ({exc}); check quoting") from None
 
 
 def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DataError(f"{path}: data file not found; data.path is relative to the suite file")
+    if path.is_dir():  # before the suffix: "rows/" or "." is a folder, not an unsupported format
+        raise DataError(f"{path}: is a folder; data.path must name a .jsonl or .csv file")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
@@ -64,14 +73,28 @@ def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
         return rows
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a byte-order mark
-            reader = csv.DictReader(fh)
+            # strict: an unbalanced quote is an error, not a field that swallows the rest of the file
+            reader = csv.DictReader(fh, strict=True)
+            header = reader.fieldnames or []
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:  # DictReader would silently keep the last column of each name
+                raise DataError(f"{path}:1: the header names {', '.join(repr(d) for d in dupes)} more than once; give each column a unique name")
             rows = []
-            for r in reader:
+            records = iter(reader)
+            while True:
+                try:
+                    r = next(records)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc}); check the quoting on or before that line") from None
                 if None in r:  # DictReader puts values beyond the header under the key None
                     raise DataError(
-                        f"{path}:{reader.line_num}: more values than the header's {len(reader.fieldnames or [])} columns; "
+                        f"{path}:{reader.line_num}: more values than the header's {len(header)} columns; "
                         f"quote values that contain commas"
                     )
+                if None in r.values():  # ... and fills a short row's missing columns with None
+                    raise DataError(f"{path}:{reader.line_num}: fewer values than the header's {len(header)} columns; fill in every column")
                 rows.append(dict(r))
             return rows
     raise DataError(f"{path}: unsupported data format {suffix!r}; use .jsonl or .csv, or an hf: dataset spec")
@@ -98,14 +121,18 @@ def load_items(spec: DataSpec, where: str, *, allow_network: bool = False) -> li
     """
     rows = load_rows(spec, allow_network=allow_network)
     if not rows:
-        raise DataError(f"{where}: the data has no rows")
+        source = spec.path if spec.path is not None else f"dataset {(spec.hf or {}).get('path')!r}"
+        raise DataError(f"{where}: the data has no rows ({source}); add rows or fix data.path")
     items: list[Item] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
         if spec.id_field:
             if spec.id_field not in row:
                 raise DataError(f"{where}: row {i + 1} has no id field {spec.id_field!r} (data.id_field); add it or drop id_field")
-            item_id = str(row[spec.id_field])
+            value = row[spec.id_field]
+            if value is None or isinstance(value, (dict, list, bool)):
+                raise DataError(f"{where}: row {i + 1}: id field {spec.id_field!r} (data.id_field) is {value!r}; ids must be strings or numbers")
+            item_id = str(value)
         else:
             item_id = sha256_text(canonical_json(row))[:12]
         if item_id in seen:
@@ -119,39 +146,76 @@ def load_items(spec: DataSpec, where: str, *, allow_network: bool = False) -> li
 
 
 class Renderer:
-    """Renders a suite's prompt templates for one item, in a sandbox with strict undefined."""
+    """Renders a suite's prompt templates for one item, in a sandbox with strict undefined.
+
+    A field the template uses must be in the row and not null (a JSON ``null`` would
+    otherwise render as the text ``None``); a template that fails while rendering
+    (``{{ 1/0 }}``, ``{{ text + 1 }}``, ``{% include %}``) is a ``DataError`` naming the
+    template, the item and the fix.
+    """
 
     def __init__(self, prompt: PromptSpec, where: str) -> None:
-        self._env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        self._env = ImmutableSandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False, finalize=_refuse_none
+        )
         self._where = where
-        try:
-            self._system = self._env.from_string(prompt.system) if prompt.system else None
-            self._user = self._env.from_string(prompt.user)
-            self._target = self._env.from_string(prompt.target) if prompt.target else None
-        except jinja2.TemplateSyntaxError as exc:
-            raise SuiteError(f"{where}: prompt template syntax error at line {exc.lineno}: {exc.message}") from None
+        self._templates: dict[str, tuple[jinja2.Template, set[str]]] = {}
+        for part in ("system", "user", "target"):
+            source = getattr(prompt, part)
+            if source is None:
+                continue
+            try:
+                self._templates[part] = (self._env.from_string(source), jinja2.meta.find_undeclared_variables(self._env.parse(source)))
+            except jinja2.TemplateSyntaxError as exc:
+                raise SuiteError(f"{where}: prompt.{part}: template syntax error at line {exc.lineno}: {exc.message}") from None
 
-    def _render(self, template: jinja2.Template, item: Item, part: str) -> str:
+    def fields(self, part: str = "user") -> set[str]:
+        """Row fields a template refers to."""
+        return set(self._templates[part][1]) if part in self._templates else set()
+
+    def _render(self, part: str, item: Item) -> str:
+        template, used = self._templates[part]
+        where = f"{self._where}: prompt.{part}: item {item.id!r}"
+        nulls = sorted(f for f in used if f in item.row and item.row[f] is None)
+        if nulls:
+            raise DataError(f"{where}: field {nulls[0]!r} is null; give it a value or drop the row")
         try:
             return template.render(**item.row).strip()
         except jinja2.UndefinedError as exc:
             fields = ", ".join(sorted(item.row)) or "(none)"
-            raise DataError(
-                f"{self._where}: prompt.{part}: item {item.id!r}: {exc.message}; the row has fields: {fields}"
-            ) from None
-        except jinja2.TemplateError as exc:
-            raise DataError(f"{self._where}: prompt.{part}: item {item.id!r}: {exc}") from None
+            raise DataError(f"{where}: {exc.message}; the row has fields: {fields}") from None
+        except jinja2.exceptions.SecurityError as exc:
+            raise DataError(f"{where}: refused by the template sandbox: {exc}") from None
+        except _NullValue:
+            raise DataError(f"{where}: an expression in the template is null (e.g. a nested field that is null); give it a value or drop the row") from None
+        except Exception as exc:  # the template's own code failed on this row: the suite's mistake, not evalkit's
+            hint = "templates cannot include or import other files" if "loader" in str(exc) else "fix the template"
+            raise DataError(f"{where}: the template failed: {type(exc).__name__}: {exc}; {hint}") from None
 
     def messages(self, item: Item) -> list[dict[str, str]]:
         """The chat messages (system, user) for ``item``."""
         out = []
-        if self._system is not None:
-            out.append({"role": "system", "content": self._render(self._system, item, "system")})
-        out.append({"role": "user", "content": self._render(self._user, item, "user")})
+        if "system" in self._templates:
+            out.append({"role": "system", "content": self._render("system", item)})
+        user = self._render("user", item)
+        if not user:  # a model asked nothing answers nothing useful; the suite or the row is wrong
+            raise DataError(f"{self._where}: prompt.user: item {item.id!r} renders to an empty message; check the template and the row's fields")
+        out.append({"role": "user", "content": user})
         return out
 
     def target(self, item: Item) -> str:
         """The reference answer (``prompt.target``), for training examples."""
-        if self._target is None:
+        if "target" not in self._templates:
             raise SuiteError(f"{self._where}: prompt.target is needed to build training examples from rows; add it")
-        return self._render(self._target, item, "target")
+        return self._render("target", item)
+
+
+class _NullValue(Exception):
+    """An expression in a template rendered None."""
+
+
+def _refuse_none(value: Any) -> Any:
+    """Jinja ``finalize``: an expression that renders None (a null nested field) is an error, not the text 'None'."""
+    if value is None:
+        raise _NullValue
+    return value

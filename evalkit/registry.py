@@ -18,7 +18,7 @@ from typing import Any
 
 from evalkit.errors import EvalkitError, MetricError
 
-__all__ = ["Entry", "lookup", "names", "register"]
+__all__ = ["Entry", "failures", "lookup", "names", "register"]
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,9 @@ def names(kind: str) -> list[str]:
     """Sorted names registered for ``kind`` (plugins that imported included); never raises for a broken plugin."""
     _load_plugins(kind)
     return sorted(n for k, n in _REGISTRY if k == kind)
+
+
+def failures(kind: str) -> list[str]:
+    """One line per plugin of ``kind`` that failed to import (what failed and what to do), in entry-point order."""
+    _load_plugins(kind)
+    return list(_PLUGIN_FAILURES.get(kind, {}).values())

@@ -18,15 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit._util import atomic_write
 from evalkit.errors import RunDirError
 from evalkit.records import (
     MANIFEST_VERSION,
-    SUMMARY_VERSION,
+    SUMMARY_VERSIONS_READ,
     Generation,
     Item,
     Manifest,
@@ -36,6 +37,9 @@ from evalkit.records import (
     parse_record,
     summary_from_dict,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["RunDir", "load_run", "write_generations", "write_json", "write_scores"]
 
@@ -67,11 +71,18 @@ def write_scores(path: Path, rows: list[ScoreRow]) -> None:
 
 @dataclass
 class RunDir:
-    """A finished run, read back from disk."""
+    """A finished run, read back from disk.
+
+    :func:`load_run` reads and checks all four data files up front, so a damaged
+    ``scores.csv`` or ``generations.jsonl`` is an error for ``gate`` and ``report`` too,
+    not only for the command that happens to read it.
+    """
 
     path: Path
     manifest: Manifest
     summary: Summary
+    _scores: list[ScoreRow] | None = field(default=None, repr=False)
+    _generations: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     def _text(self, name: str) -> str:
         try:
@@ -85,6 +96,12 @@ class RunDir:
 
     def generations(self) -> list[dict[str, Any]]:
         """``generations.jsonl`` as dicts (item_id, arm, text, ..., messages)."""
+        if self._generations is None:
+            self._generations = self._read_generations()
+        return self._generations
+
+    def _read_generations(self) -> list[dict[str, Any]]:
+        where = self.path / "generations.jsonl"
         out = []
         for lineno, line in enumerate(self._text("generations.jsonl").splitlines(), 1):
             if not line.strip():
@@ -92,28 +109,76 @@ class RunDir:
             try:
                 g = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RunDirError(f"{self.path / 'generations.jsonl'}:{lineno}: not valid JSON ({exc.msg}); the file is damaged: {_RERUN}") from None
+                raise RunDirError(f"{where}:{lineno}: not valid JSON ({exc.msg}); the file is damaged: {_RERUN}") from None
             if not isinstance(g, dict) or not all(isinstance(g.get(k), str) for k in ("item_id", "arm", "text")):
-                raise RunDirError(f"{self.path / 'generations.jsonl'}:{lineno}: each line must be an object with item_id, arm and text; {_RERUN}")
+                raise RunDirError(f"{where}:{lineno}: each line must be an object with item_id, arm and text; {_RERUN}")
+            messages = g.get("messages", [])
+            if not isinstance(messages, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+            ):
+                raise RunDirError(f"{where}:{lineno}: messages must be a list of {{role, content}} strings; the file is damaged: {_RERUN}")
+            cluster = g.get("cluster")
+            if cluster is not None and not isinstance(cluster, (str, int)):
+                raise RunDirError(f"{where}:{lineno}: cluster {cluster!r} must be a string or null; the file is damaged: {_RERUN}")
             out.append(g)
         return out
 
     def scores(self) -> list[ScoreRow]:
         """``scores.csv`` as rows."""
+        if self._scores is None:
+            self._scores = self._read_scores()
+        return self._scores
+
+    def _read_scores(self) -> list[ScoreRow]:
         where = self.path / "scores.csv"
-        reader = csv.DictReader(io.StringIO(self._text("scores.csv"), newline=""))
-        if reader.fieldnames is None or not set(SCORE_COLUMNS) <= set(reader.fieldnames):
+        reader = csv.DictReader(io.StringIO(self._text("scores.csv"), newline=""), strict=True)
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise RunDirError(f"{where}:1: not valid CSV ({exc}); the file is damaged: {_RERUN}") from None
+        if fieldnames is None or not set(SCORE_COLUMNS) <= set(fieldnames):
             raise RunDirError(f"{where}: the header must name {', '.join(SCORE_COLUMNS)}; the file is damaged: {_RERUN}")
         rows = []
-        for r in reader:
+        records = iter(reader)
+        while True:
             try:
-                value = float(r["value"]) if r["value"] else None
-            except (TypeError, ValueError):
-                raise RunDirError(f"{where}:{reader.line_num}: value {r['value']!r} is not a number; the file is damaged: {_RERUN}") from None
+                r = next(records)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise RunDirError(f"{where}:{reader.line_num}: not valid CSV ({exc}); the file is damaged: {_RERUN}") from None
             if None in r.values():
                 raise RunDirError(f"{where}:{reader.line_num}: too few columns; the file is damaged: {_RERUN}")
+            if None in r:
+                raise RunDirError(f"{where}:{reader.line_num}: too many columns; the file is damaged: {_RERUN}")
+            try:
+                value = float(r["value"]) if r["value"] else None
+            except ValueError:
+                value = math.nan
+            if value is not None and not math.isfinite(value):
+                raise RunDirError(f"{where}:{reader.line_num}: value {r['value']!r} is not a finite number; the file is damaged: {_RERUN}")
             rows.append(ScoreRow(r["item_id"], r["arm"], r["metric"], value, r["error"] or None, r["detail"]))
         return rows
+
+    # pandas views, for analysis in a notebook (pandas is imported only when asked for)
+
+    def scores_df(self) -> pd.DataFrame:
+        """``scores.csv``: one row per item × arm × metric (value NaN where the metric recorded an error)."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(r) for r in self.scores()], columns=list(SCORE_COLUMNS))
+
+    def generations_df(self) -> pd.DataFrame:
+        """``generations.jsonl``: one row per item × arm (text, token counts, latency, cached, error, messages)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.generations())
+
+    def comparison_df(self) -> pd.DataFrame:
+        """``summary.json``'s paired comparison: one row per metric × adapter arm (means, Δ, CI, p, Holm p, n, flips)."""
+        import pandas as pd
+
+        return pd.DataFrame([asdict(d) for d in self.summary.deltas])
 
 
 def _json_doc(path: Path) -> dict[str, Any]:
@@ -163,10 +228,13 @@ def load_run(path: str | Path) -> RunDir:
             raise RunDirError(f"{path}: holds run directories, not a run; pass one of them, e.g. {runs[-1]}")
     manifest = read_manifest(path / "manifest.json")
     doc = _json_doc(path / "summary.json")
-    if doc.get("version") != SUMMARY_VERSION:
-        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {SUMMARY_VERSION}: {_RERUN} with this evalkit")
+    if doc.get("version") not in SUMMARY_VERSIONS_READ:
+        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {' and '.join(map(str, SUMMARY_VERSIONS_READ))}: {_RERUN} with this evalkit")
     try:
         summary = summary_from_dict(doc)
     except RecordError as exc:
         raise RunDirError(f"{path / 'summary.json'}: {exc}; the file is damaged: {_RERUN}") from None
-    return RunDir(path=path, manifest=manifest, summary=summary)
+    run = RunDir(path=path, manifest=manifest, summary=summary)
+    run.scores()  # a gate or report on a run whose per-item rows are damaged would not be traceable
+    run.generations()
+    return run

@@ -839,6 +839,9 @@ def compare_paired(
       pass/fail data stays underpowered; continuous metrics have MDE 0
       (no variance in at least ``MIN_EFFECTIVE_N`` independent units).
 
+    Binary metrics: the CI is clipped to [-1, 1], the range of a difference of
+    two proportions (the paired t at tiny n would otherwise leave it).
+
     Tiny n: n == 0 -> delta nan, CI nan, p 1.0, mde inf, underpowered True;
     n == 1 -> CI nan, p 1.0, mde inf, underpowered True. Fewer than 2
     clusters behaves like n == 1.
@@ -951,6 +954,11 @@ def compare_paired(
         boot = _bootstrap_means(diff, codes, n_resamples, np.random.default_rng(seed))
         ci_low, ci_high = _percentile_ci(boot, confidence)
         p_value = _percentile_p(boot)
+
+    if binary and not math.isnan(ci_low):
+        # A difference of two proportions lies in [-1, 1]; the paired t (or a bootstrap of a
+        # few clusters) knows no such bound and can print [-5.85, +6.85] at n = 2.
+        ci_low, ci_high = max(-1.0, ci_low), min(1.0, ci_high)
 
     # --- MDE ----------------------------------------------------------------
     if zero_var and small:

@@ -267,7 +267,7 @@ def test_sandbox_is_immutable():
 
 
 def test_template_syntax_error_is_a_suite_error_naming_the_line():
-    with pytest.raises(SuiteError, match=r"suite.yaml: prompt template syntax error at line 2"):
+    with pytest.raises(SuiteError, match=r"suite.yaml: prompt.user: template syntax error at line 2"):
         Renderer(PromptSpec(user="Report:\n{{ report }"), "suite.yaml")
 
 

@@ -6,6 +6,7 @@ import re
 
 from evalkit.metrics.base import Scorer, metric
 from evalkit.metrics.normalize import check_normalize, values_equal
+from evalkit.metrics.structured import get_path
 from evalkit.records import Item, Score
 
 __all__ = ["exact_match", "regex"]
@@ -17,9 +18,12 @@ def exact_match(reference: str, normalize: str = "strip") -> Scorer:
     check_normalize(normalize, 0.0)
 
     def score(output: str, item: Item) -> Score:
-        if reference not in item.row:
+        try:
+            want = get_path(item.row, reference)
+        except KeyError:
             return Score.failed(f"row has no reference field {reference!r}")
-        want = item.row[reference]
+        if want is None:
+            return Score.failed(f"reference field {reference!r} is null in this row")
         if values_equal(output, want, normalize):
             return Score(1.0)
         return Score(0.0, detail=f"want {str(want)[:80]!r}")

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit._util import atomic_write, evalkit_home, sha256_text
+from evalkit._util import atomic_write, check_writable_dir, evalkit_home, sha256_text
 from evalkit.errors import ModelError
 
 __all__ = ["ALIASES", "DEFAULT_BASE", "ResolvedModel", "fingerprint_dir", "resolve_model"]
@@ -117,7 +118,14 @@ def _embedded_dir(alias: str) -> Path:
     gguf_dir = Path(list(spec.submodule_search_locations)[0])
     if not (gguf_dir / gguf_name).exists():
         raise ModelError(f"{gguf_dir / gguf_name} is missing; reinstall {package.replace('_', '-')}")
-    _convert_gguf(gguf_dir, gguf_name, target)
+    # the conversion loads the GGUF (~20 s) before it writes: find an unusable EVALKIT_HOME first
+    check_writable_dir(target.parent, "EVALKIT_HOME models folder", ModelError)
+    logging.getLogger("evalkit").info(f"preparing the embedded model {alias} (converted once to safetensors in {target.parent}, about 20 s)…")
+    try:
+        _convert_gguf(gguf_dir, gguf_name, target)
+    except OSError as exc:
+        raise ModelError(f"cannot write the converted embedded model to {target} ({exc.strerror or exc}); "
+                         f"set EVALKIT_HOME to a writable folder") from exc
     return target
 
 
@@ -168,6 +176,8 @@ def resolve_model(spec: str, *, allow_network: bool = False) -> ResolvedModel:
         path, source = Path(spec).expanduser().resolve(), "local"
         if not (path / "config.json").exists():
             raise ModelError(f"{path}: not a model directory (no config.json); give a Hugging Face model folder or an alias")
+        if not _weight_files(path):
+            raise ModelError(f"{path}: no weights (*.safetensors or *.bin) next to config.json; copy the model's weight files there")
     elif spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         path, source = _hub_snapshot(spec, allow_network), "hub"
     else:

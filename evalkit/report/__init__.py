@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from evalkit._util import atomic_write
+from evalkit.errors import RunDirError
 from evalkit.report.markdown import delta_table, headline, render_markdown
 from evalkit.report.plot import forest_plot
 from evalkit.rundir import RunDir, load_run
@@ -21,7 +22,8 @@ def render(run: RunDir, fmt: Format = "md") -> str:
     if fmt == "json":
         return json.dumps(run.summary.to_dict(), indent=2, ensure_ascii=False)
     plot = "forest.png" if (run.path / "forest.png").exists() else None
-    md = render_markdown(run.summary, run.manifest, run.generations(), plot=plot)
+    scores = run.scores() if run.manifest.extra.get("judge") else None  # the judged-metrics section counts per-item rows
+    md = render_markdown(run.summary, run.manifest, run.generations(), plot=plot, scores=scores)
     if fmt == "md":
         return md
     from markdown_it import MarkdownIt
@@ -34,7 +36,10 @@ def render(run: RunDir, fmt: Format = "md") -> str:
 def write_report(run_dir: str | Path | RunDir) -> Path:
     """(Re)write ``forest.png`` and ``report.md`` in a run directory; returns the report's path."""
     run = run_dir if isinstance(run_dir, RunDir) else load_run(run_dir)
-    forest_plot(run.summary, run.path / "forest.png")
     path = run.path / "report.md"
-    atomic_write(path, render(run, "md"))
+    try:
+        forest_plot(run.summary, run.path / "forest.png")
+        atomic_write(path, render(run, "md"))
+    except OSError as exc:
+        raise RunDirError(f"{run.path}: cannot write the report there ({exc.strerror or exc}); use `evalkit report {run.path} --stdout`") from None
     return path

@@ -19,6 +19,7 @@ from typing import Any
 
 from safetensors import safe_open
 
+from evalkit._util import check_writable_dir
 from evalkit.errors import AdapterError
 from evalkit.models.adapters import AdapterRef, base_shapes, check_compatible, resolve_adapter
 from evalkit.models.hf import load_tokenizer, quantization_config, render_chat
@@ -150,18 +151,20 @@ def merge_adapter(path: str | Path, out: str | Path, *, base: str, quantize: str
     """
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise AdapterError(f"--tolerance {tolerance}: must be a finite number >= 0 (the largest acceptable logit difference, e.g. 1e-3)")
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
     ref = resolve_adapter(str(path), allow_pickle=allow_pickle)
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
         raise AdapterError(f"--out {out}: is a file; give a new or empty folder for the merged model")
     if out == ref.path or (out.exists() and any(out.iterdir())):
         raise AdapterError(f"--out {out}: must be a new or empty folder (not the adapter's own); choose another path")
+    check_writable_dir(out.parent, "--out folder", AdapterError)  # before the base loads, not after the merge
     model_ref = resolve_model(base)
     check_compatible(ref, model_ref, base_shapes(model_ref))
+    # imported only now: torch, peft and transformers take seconds to import, and every check above is cheap
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
     tok = load_tokenizer(model_ref)
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if quantize != "none":
