@@ -240,7 +240,7 @@ def _forgetting_options(args: argparse.Namespace, suite: Any) -> Any:
     flags = [f for f, v in (("--panel", args.panel), ("--kl-passages", args.kl_passages), ("--max-drop", args.max_drop),
                             ("--max-kl", args.max_kl)) if v is not None]
     if suite is None and not args.forgetting_only:
-        raise ForgettingError("evalkit run: give a suite file, or --forgetting-only with --panel NAME to check an adapter without one")
+        raise ForgettingError("evalkit run: give a suite file, or --forgetting-only with --panel NAME to check an adapter without one (see evalkit run --help)")
     if suite is not None:
         if flags:
             raise ForgettingError(f"{flags[0]}: only with --forgetting-only and no suite file; with a suite, set panels in its forgetting: section")
