@@ -172,10 +172,15 @@ def plan_run(suite: Suite | None, options: RunOptions, warn: Callable[[str], Non
     if not plan.task and spec is None:
         where = f"{suite.path}: " if suite else ""
         raise ForgettingError(f"{where}--forgetting-only: nothing to run; add a forgetting: section to the suite or name --panel")
+    if options.shard and not plan.task:
+        raise ForgettingError(f"--shard {options.shard[0]}/{options.shard[1]}: --forgetting-only has no suite items to shard; "
+                              f"run it once, without --shard")
     if plan.task:
         assert suite is not None
         _plan_task(plan, suite, options, warn)
-    plan.forgetting = prepare_forgetting(spec, options.limit) if spec else None  # unknown panel, missing data: before any model loads
+    # A sharded run checks forgetting once, in shard 0; `evalkit merge` carries it into the merged run.
+    if spec and (options.shard is None or options.shard[0] == 0):
+        plan.forgetting = prepare_forgetting(spec, options.limit)  # unknown panel, missing data: before any model loads
     return plan
 
 
