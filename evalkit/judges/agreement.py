@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit._util import sha256_bytes
+from evalkit._util import json_lines, sha256_bytes
 from evalkit.errors import JudgeError
 
 __all__ = ["Agreement", "agreement_from_scores", "agreement_markdown", "compute_agreement", "human_category",
@@ -75,13 +74,7 @@ def read_labels(path: Path, metrics: Iterable[str] | None = None) -> list[dict[s
         raise JudgeError(f"{path}: cannot read the labels ({exc}); give a UTF-8 CSV or JSONL file") from None
     rows: list[tuple[int, dict[str, Any]]] = []
     if path.suffix.lower() in (".jsonl", ".json"):
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise JudgeError(f"{path}:{lineno}: not valid JSON ({exc.msg}); one label object per line") from None
+        for lineno, doc in json_lines(text, path, JudgeError, "one label object per line"):
             if not isinstance(doc, dict):
                 raise JudgeError(f"{path}:{lineno}: must be an object with item_id, metric and label")
             rows.append((lineno, doc))
