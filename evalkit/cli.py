@@ -138,10 +138,12 @@ def _backend_options(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from evalkit.suite import load_suite
 
-    suite = load_suite(args.suite)  # before the heavier imports below: a typo in the path is reported at once
+    # before the heavier imports below: a typo in the path is reported at once
+    suite = load_suite(args.suite) if args.suite else None
+    forgetting = _forgetting_options(args, suite)
 
     from evalkit.report import write_report
-    from evalkit.report.markdown import delta_table, headline
+    from evalkit.report.markdown import delta_table, forgetting_table, headline
     from evalkit.runner import RunOptions, run_suite
 
     options = RunOptions(
@@ -156,16 +158,108 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         shard=args.shard,
         seed=args.seed,
+        judge=_judge_overrides(args),
+        forgetting_only=args.forgetting_only,
     )
     with _ArmProgress() as progress:
-        result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+        result = run_suite(suite, options, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"),
+                           forgetting=forgetting)
     report = write_report(result.run_dir)
     s = result.summary
-    if len(s.arms) > 1:
+    if len(s.arms) > 1 and s.metrics:
         out.print(headline(s).replace("**", ""))
         out.print(delta_table(s), markup=False)
-    out.print(f"{result.generated} generated, {result.cached} from cache · report: [bold]{escape(str(report))}[/]")
+    if s.forgetting:
+        out.print(forgetting_table(s.forgetting, s.reference), markup=False)
+    counts = f"{result.generated} generated, {result.cached} from cache" if s.metrics else ""
+    forgetting = result.manifest.extra.get("forgetting")
+    if forgetting:
+        counts += ("; " if counts else "") + f"forgetting: {forgetting['computed']} computed, {forgetting['cached']} from cache"
+    out.print(f"{counts} · report: [bold]{escape(str(report))}[/]")
     return 0
+
+
+def _judge_overrides(args: argparse.Namespace) -> Any:
+    from evalkit.judges.stage import JudgeOverrides
+
+    return JudgeOverrides(spec=args.judge, endpoint=args.judge_endpoint, api_key_env=args.judge_api_key_env)
+
+
+def _add_judge_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("judge (judged metrics: faithfulness, judge, pairwise)")
+    group.add_argument("--judge", metavar="BACKEND:MODEL", help="the judge, over the suite's judge: section, e.g. "
+                       "hf:smollm2-135m-instruct (the smoke-level default), vllm:/models/qwen2.5-7b-instruct, openai:gpt-4o-mini")
+    group.add_argument("--judge-endpoint", metavar="URL", help="an openai judge's base URL, e.g. http://127.0.0.1:8000/v1")
+    group.add_argument("--judge-api-key-env", metavar="VAR", help="name of the environment variable holding the judge's API key "
+                       "(the key itself is never read from the command line or written anywhere)")
+
+
+def cmd_judge_calibrate(args: argparse.Namespace) -> int:
+    from evalkit._util import atomic_write
+    from evalkit.judges.agreement import agreement_markdown
+    from evalkit.judges.calibrate import calibrate
+    from evalkit.suite import load_suite
+
+    if args.out:
+        _refuse_existing(Path(args.out), args.overwrite)
+    suite = load_suite(args.suite)
+    with _ArmProgress() as progress:
+        result = calibrate(suite, Path(args.labels), overrides=_judge_overrides(args), run_dir=Path(args.run) if args.run else None,
+                           cache_path=Path(args.cache) if args.cache else None, use_cache=not args.no_cache,
+                           allow_network=args.allow_network, progress=progress,
+                           note=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
+    j = result.judge
+    judge = f"{j.get('backend')}:{j.get('model')}" + (f" at {j['endpoint']}" if j.get("endpoint") else "")
+    text = "\n".join([f"# Judge agreement with human labels: {suite.name}", "",
+                       f"Judge `{judge}`, {result.labels} labels from `{args.labels}`.", "", *agreement_markdown(result.agreements), ""])
+    if args.out:
+        atomic_write(Path(args.out), text)
+        err.print(f"wrote {args.out}")
+    out.print(text, markup=False)
+    return 0
+
+
+def _panel_option(text: str) -> tuple[str, int | None]:
+    name, sep, n = text.partition(":")
+    if not sep:
+        return name, None
+    if n == "all":
+        return name, 0
+    try:
+        value = int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME or NAME:N (N a whole number of items, or all)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: N must be at least 1 (or all)")
+    return name, value
+
+
+def _forgetting_options(args: argparse.Namespace, suite: Any) -> Any:
+    """The forgetting section named on the command line (``--forgetting-only`` without a suite), else None."""
+    from evalkit.errors import ForgettingError
+
+    flags = [f for f, v in (("--panel", args.panel), ("--kl-passages", args.kl_passages), ("--max-drop", args.max_drop),
+                            ("--max-kl", args.max_kl)) if v is not None]
+    if suite is None and not args.forgetting_only:
+        raise ForgettingError("evalkit run: give a suite file, or --forgetting-only with --panel NAME to check an adapter without one (see evalkit run --help)")
+    if suite is not None:
+        if flags:
+            raise ForgettingError(f"{flags[0]}: only with --forgetting-only and no suite file; with a suite, set panels in its forgetting: section")
+        return None
+    from evalkit.forgetting.spec import parse_forgetting
+
+    panels = []
+    for name, n in args.panel or []:
+        entry: dict[str, Any] = {"name": name, **({"n": "all" if n == 0 else n} if n is not None else {})}
+        if args.max_drop is not None:
+            entry["max_drop"] = args.max_drop
+        panels.append(entry)
+    kl: dict[str, Any] | bool = False
+    if args.kl_passages is None or args.kl_passages > 0:
+        kl = {"passages": args.kl_passages or 32, **({"max_kl": args.max_kl} if args.max_kl is not None else {})}
+    elif args.max_kl is not None:
+        raise ForgettingError("--max-kl needs KL drift; drop --kl-passages 0")
+    return parse_forgetting({"panels": panels, "kl": kl}, "--forgetting-only")
 
 
 # ---------------------------------------------------------------- validate / report / metrics
@@ -181,7 +275,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if check.problems:
         raise SuiteError(check.problems[0].describe(str(check.suite.path)))
     metrics = ", ".join(m.name for m in check.metrics)
-    out.print(f"[green]ok[/] {escape(str(check.suite.path))}: {len(check.items)} items render, metrics ({escape(metrics)}) score every row")
+    extra = ""
+    if check.suite.forgetting:
+        from evalkit.forgetting import prepare
+
+        prepared = prepare(check.suite.forgetting)  # the data package is there and every panel loads
+        parts = [f"{p} {len(v)}/{prepared.totals[p]}" for p, v in prepared.items.items()]
+        parts += [f"kl {len(prepared.passages)} passages"] if prepared.passages else []
+        extra = f"; forgetting: {', '.join(parts)}"
+    out.print(f"[green]ok[/] {escape(str(check.suite.path))}: {len(check.items)} items render, metrics ({escape(metrics)}) score every row{escape(extra)}")
     return 0
 
 
@@ -205,8 +307,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     for name in registry.names("metric"):
         info = registry.lookup("metric", name).info
-        kind = "pass/fail" if info.get("binary") else "continuous"
-        out.print(f"[bold]{name:<14}[/] {kind:<10} {escape(info.get('description', ''))}")
+        kind = ("pass/fail" if info.get("binary") else "continuous") + (", judged" if info.get("needs_model") else "")
+        out.print(f"[bold]{name:<16}[/] {kind:<18} {escape(info.get('description', ''))}")
     for failure in registry.failures("metric"):  # a broken plugin hides its metrics: say so, not only on a lookup miss
         err.print(f"[yellow]warning:[/] {escape(failure)}")
     return 0
@@ -270,13 +372,13 @@ def _write(path: Path, text: str, fix: str) -> None:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from evalkit.gate import evaluate_gate, gate_markdown, load_policy
+    from evalkit.gate import evaluate_gate, gate_markdown, run_policy
     from evalkit.rundir import load_run
 
     if args.out:  # checked before reading anything: e.g. --out RUN/manifest.json would destroy the run
         _refuse_existing(Path(args.out), args.overwrite)
     run = load_run(args.run_dir)
-    policy = load_policy(args.policy, run.manifest.gate, where=run.manifest.suite.path)
+    policy = run_policy(args.policy, run.manifest, where=run.manifest.suite.path)
     result = evaluate_gate(run.summary, policy)
     text = gate_markdown(result, run.summary, run.path)
     target = Path(args.out) if args.out else run.path / "gate.md"
@@ -306,14 +408,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         config = replace(config, output_dir=Path(args.output_dir).resolve())
     columns = (TextColumn("[bold]train[/] loss {task.fields[loss]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("train", total=None, loss="–")
+    # The bar starts at the first step: a pre-flight refusal stays one line on stderr.
+    bar = Progress(*columns, console=err)
+    task = bar.add_task("train", total=None, loss="–")
 
-        def step(done: int, total: int, loss: float | None) -> None:
-            bar.update(task, completed=done, total=total, loss=f"{loss:.3f}" if loss is not None else "–")
+    def step(done: int, total: int, loss: float | None) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total, loss=f"{loss:.3f}" if loss is not None else "–")
 
-        events = TrainEvents(info=lambda m: bar.console.print(escape(m)), warn=lambda m: bar.console.print(f"[yellow]warning:[/] {escape(m)}"), step=step)
-        result = train(config, resume=args.resume, events=events, allow_network=args.allow_network)
+    events = TrainEvents(info=lambda m: bar.console.print(escape(m)), warn=lambda m: bar.console.print(f"[yellow]warning:[/] {escape(m)}"), step=step)
+    try:
+        result = train(config, resume=args.resume, overwrite=args.overwrite, events=events, allow_network=args.allow_network)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     loss = f"{result.final_loss:.3f}" if result.final_loss is not None else "–"
     out.print(f"adapter: [bold]{result.adapter_dir}[/] · final loss {loss} · {result.record['optimizer_steps']} steps in {result.wall_s:.0f} s")
     return 0
@@ -389,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="evaluate base and adapters on a suite and write a run directory",
                        description="Run the base model and each adapter on the suite's prompts with the same decoding, "
                        "score them, pair them by item and write runs/<time>-<suite>/ with report.md.")
-    r.add_argument("suite", help="suite YAML file")
+    r.add_argument("suite", nargs="?", help="suite YAML file (optional with --forgetting-only)")
     r.add_argument("--base", default="smollm2-135m-instruct", help="alias, local model folder or hub id (default: %(default)s, embedded)")
     r.add_argument("--adapter", action="append", metavar="[NAME=]PATH", help="peft LoRA adapter folder; repeat for several arms")
     r.add_argument("--backend", default="hf", metavar="NAME",
@@ -399,10 +508,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", help="generation cache file (default: $EVALKIT_HOME/cache.sqlite)")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the generation cache")
     r.add_argument("--batch-size", type=_positive_int, help="generation batch size (default: the suite's, else 32)")
-    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items")
+    r.add_argument("--limit", type=_positive_int, help="evaluate only the first N items (and at most N items per forgetting panel and N KL passages)")
     r.add_argument("--shard", type=_shard, metavar="I/N", help="evaluate the I-th of N shards of the items (0-based) and write a "
                    "partial run; join the N partial runs with `evalkit merge`")
     r.add_argument("--seed", type=int, default=0, help="seed for the bootstrap statistics (default: %(default)s)")
+    fg = r.add_argument_group("forgetting checks (benchmark panels and KL drift; see the suite's forgetting: section)")
+    fg.add_argument("--forgetting-only", action="store_true", help="run only the forgetting checks: the suite's forgetting: section, "
+                    "or without a suite the --panel options (plus KL drift)")
+    fg.add_argument("--panel", action="append", type=_panel_option, metavar="NAME[:N]",
+                    help="without a suite: a panel (arc_easy, arc_challenge, hellaswag, piqa, winogrande) and its items "
+                    "(default 200; all for the whole split); repeat for several")
+    fg.add_argument("--kl-passages", type=_non_negative_int, metavar="N", help="without a suite: reference passages for KL drift (default 32; 0: none)")
+    fg.add_argument("--max-drop", type=_positive_float, metavar="X", help="without a suite: budget for every --panel (CI lower bound of Δ above −X), enforced by evalkit gate")
+    fg.add_argument("--max-kl", type=_positive_float, metavar="NATS", help="without a suite: budget on the mean per-token KL(base ‖ adapter), enforced by evalkit gate")
     local = r.add_argument_group("local weights (--backend hf or vllm)")
     local.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: %(default)s)")
     local.add_argument("--quantize", default="none", choices=["none", "nf4", "fp4", "int8"], help="load the base quantized with bitsandbytes, e.g. to match a QLoRA adapter (hf)")
@@ -421,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     served.add_argument("--concurrency", type=_positive_int, default=8, help="requests in flight at once (default: %(default)s)")
     served.add_argument("--timeout", type=_positive_float, default=120.0, metavar="SECONDS", help="per-request timeout (default: %(default)s)")
     served.add_argument("--max-retries", type=_non_negative_int, default=4, metavar="N", help="retries after 429, 5xx, timeouts and dropped connections, with backoff honouring Retry-After (default: %(default)s)")
+    _add_judge_options(r)
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite, its data and its templates without running a model")
@@ -453,8 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
     mg.set_defaults(func=cmd_merge)
 
     g = sub.add_parser("gate", help="pass/fail a run against a policy; exit 0 pass, 1 fail, 2 bad input",
-                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n) "
-                       "from --policy or the suite's gate: section, and write a Markdown summary for the PR.")
+                       description="Check a run against gate rules (min_delta, max_drop, min_value, require_significant, min_n; "
+                       "panel max_drop and max_kl for forgetting) from --policy or the suite's gate: section, plus the budgets "
+                       "of its forgetting: section, and write a Markdown summary for the PR.")
     g.add_argument("run_dir")
     g.add_argument("--policy", help="gate policy YAML (default: the suite's gate: section)")
     g.add_argument("--out", help="where to write the Markdown summary (default: RUN_DIR/gate.md, rewritten each time)")
@@ -468,10 +588,29 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a peft LoRA adapter with TRL as the config says; writes adapter_config.json, "
                        "adapter_model.safetensors and evalkit-train.json to output_dir.")
     t.add_argument("config", help="training config YAML (see suites/incident-triage.train.yaml)")
-    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint after an interruption")
+    again = t.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    again.add_argument("--overwrite", action="store_true", help="replace the adapter already in output_dir (swapped in only once "
+                       "the new one is saved), or discard an interrupted run's checkpoints and start afresh")
     t.add_argument("--output-dir", help="override the config's output_dir")
     t.add_argument("--allow-network", action="store_true", help="allow downloading the base model")
     t.set_defaults(func=cmd_train)
+
+    j = sub.add_parser("judge", help="measure a suite's judge against human labels")
+    jsub = j.add_subparsers(dest="judge_command", required=True, metavar="ACTION")
+    jc = jsub.add_parser("calibrate", help="accuracy, Cohen's κ (weighted for rubric scales) and confusion of the judge against human labels",
+                         description="Judge every labelled answer with the suite's metric and judge, and compare with the human labels "
+                         "(a CSV or JSONL file of item_id, metric, label[, arm][, output]).")
+    jc.add_argument("suite", help="suite YAML file")
+    jc.add_argument("--labels", required=True, metavar="FILE", help="human labels: CSV or JSONL with item_id, metric, label, optional arm and output")
+    jc.add_argument("--run", metavar="RUN_DIR", help="take the answers from this run (labels without an output column)")
+    jc.add_argument("--cache", help="cache file (default: $EVALKIT_HOME/cache.sqlite)")
+    jc.add_argument("--no-cache", action="store_true", help="neither read nor write cached judge verdicts")
+    jc.add_argument("--out", help="also write the Markdown to this file")
+    jc.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
+    jc.add_argument("--allow-network", action="store_true", help="allow downloading the judge model")
+    _add_judge_options(jc)
+    jc.set_defaults(func=cmd_judge_calibrate)
 
     a = sub.add_parser("adapter", help="inspect or merge a LoRA adapter")
     asub = a.add_subparsers(dest="adapter_command", required=True, metavar="ACTION")
@@ -489,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     am.add_argument("--tolerance", type=_positive_float, help="largest acceptable logit difference (default 1e-3; 0.5 when quantized)")
     am.add_argument("--allow-pickle", action="store_true")
     am.set_defaults(func=cmd_adapter_merge)
-    for command in [*sub.choices.values(), *asub.choices.values()]:  # --debug after the command works too
+    for command in [*sub.choices.values(), *asub.choices.values(), *jsub.choices.values()]:  # --debug after the command works too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return p
 

@@ -9,7 +9,6 @@ undefined, so a template field missing from a row is an error naming the row.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from evalkit._util import canonical_json, sha256_text
+from evalkit._util import canonical_json, json_lines, sha256_text
 from evalkit.errors import DataError, SuiteError
 from evalkit.records import Item
 from evalkit.suite import DataSpec, PromptSpec
@@ -59,17 +58,11 @@ def _read_file_unchecked(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = []
-        with path.open(encoding="utf-8-sig") as fh:  # -sig: tolerate a byte-order mark
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
-                rows.append(row)
+        text = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a byte-order mark
+        for lineno, row in json_lines(text, path, DataError, "each line must be one JSON object"):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
+            rows.append(row)
         return rows
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: spreadsheets write a byte-order mark

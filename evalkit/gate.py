@@ -5,9 +5,13 @@
       - {metric: faithfulness, max_drop: 0.05}     # non-inferiority: CI lower bound > −0.05
       - {metric: format, min_value: 0.9}
       - {min_n: 100}                               # every metric
+      - {panel: arc_easy, max_drop: 0.05}          # forgetting budget: CI lower bound of the panel's Δ > −0.05
+      - {max_kl: 0.1}                              # mean per-token KL(base ‖ adapter) ≤ 0.1 nats
 
-The policy comes from ``--policy FILE`` or the suite's ``gate:`` section. Each rule
-is checked for every adapter arm (or the arms the policy names).
+The policy comes from ``--policy FILE`` or the suite's ``gate:`` section; the budgets
+of the run's forgetting section (``max_drop`` per panel, ``kl.max_kl``) are added to it
+(:func:`run_policy`). Each rule is checked for every adapter arm (or the arms the
+policy names).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from evalkit.records import MetricDelta, Summary
 from evalkit.errors import GateError
 from evalkit.report.markdown import fmt_p
 
-__all__ = ["GateResult", "RuleResult", "check_policy", "evaluate_gate", "gate_markdown", "load_policy"]
+__all__ = ["GateResult", "RuleResult", "check_policy", "evaluate_gate", "gate_markdown", "load_policy", "run_policy"]
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,44 @@ def check_policy(doc: Any, where: str, error: type[Exception] = GateError, metri
     checks = 0
     for i, rule in enumerate(doc["rules"]):
         metric = rule.get("metric")
+        if "panel" in rule or "max_kl" in rule:  # forgetting budgets: checked against the run's forgetting section
+            checks += 1
+            continue
         if metric is None and set(rule) != {"min_n"}:
-            raise error(f"{where}: {head}rules[{i}]: give a metric (only min_n may apply to every metric)")
+            raise error(f"{where}: {head}rules[{i}]: give a metric or a panel (only min_n may apply to every metric)")
         if metrics is not None and metric is not None and metric not in metrics:
             raise error(f"{where}: {head}rules[{i}].metric: {metric!r} is not a metric of this suite ({', '.join(sorted(metrics))})")
         checks += sum(k in rule for k in ("min_n", "min_delta", "max_drop", "min_value")) + bool(rule.get("require_significant"))
     if not checks:
         raise error(f"{where}: {head}rules: no rule checks anything (e.g. only require_significant: false); a gate with no checks cannot pass")
+
+
+def run_policy(path: str | Path | None, manifest: Any, where: str = "suite gate") -> dict[str, Any]:
+    """The policy a run is gated by: ``--policy`` (or the suite's gate), plus the run's forgetting budgets.
+
+    Raises:
+        GateError: no policy and no budget anywhere, or a malformed policy.
+    """
+    config = (manifest.extra.get("forgetting") or {}).get("config") or {}
+    from evalkit.forgetting.spec import DriftSpec, ForgettingSpec, PanelSpec
+
+    kl = config.get("kl")
+    spec = ForgettingSpec(panels=tuple(PanelSpec(**p) for p in config.get("panels", [])), kl=DriftSpec(**kl) if kl else None)
+    budgets = spec.rules()
+    if path is None and manifest.gate is None and budgets:
+        return {"rules": budgets}
+    policy = load_policy(path, manifest.gate, where)
+    return {**policy, "rules": [*policy["rules"], *budgets]}
+
+
+def _check_kl(rule: dict[str, Any], summary: Summary, arm: str) -> RuleResult:
+    limit = float(rule["max_kl"])
+    label = f"kl: max_kl {limit:g}"
+    drift = summary.forgetting.drift_of(arm) if summary.forgetting else None
+    if drift is None or math.isnan(drift.mean_kl):
+        return RuleResult(label, arm, "kl", False, "KL drift not measured", f"mean KL ≤ {limit:g}", None)
+    ok = drift.mean_kl <= limit
+    return RuleResult(label, arm, "kl", ok, f"mean KL {drift.mean_kl:.4f}", f"mean KL ≤ {limit:g}", None if ok else drift.mean_kl - limit)
 
 
 def _check(rule: dict[str, Any], d: MetricDelta, alpha: float) -> list[RuleResult]:
@@ -147,7 +182,27 @@ def evaluate_gate(summary: Summary, policy: dict[str, Any]) -> GateResult:
         raise GateError("gate: the run has no adapter arm to gate; run with --adapter")
     alpha = float(policy.get("alpha", 0.05))
     results: list[RuleResult] = []
+    forgetting = summary.forgetting
+    panels = [p.name for p in forgetting.panels] if forgetting else []
     for i, rule in enumerate(policy["rules"]):
+        if "max_kl" in rule:
+            if forgetting is None or not forgetting.drift:
+                raise GateError(f"gate policy: rules[{i}].max_kl: this run measured no KL drift; add forgetting: {{kl: true}} to the suite and run again")
+            results.extend(_check_kl(rule, summary, arm) for arm in arms)
+            if set(rule) <= {"max_kl"}:
+                continue
+        if "panel" in rule:
+            panel = forgetting.panel(rule["panel"]) if forgetting else None
+            if panel is None:
+                raise GateError(f"gate policy: rules[{i}].panel: {rule['panel']!r} is not a forgetting panel of this run ({', '.join(panels) or 'none'})")
+            metric = rule.get("metric", panel.primary)
+            if metric not in panel.metrics:
+                raise GateError(f"gate policy: rules[{i}].metric: panel {panel.name} reports {', '.join(panel.metrics)}, not {metric!r}")
+            for arm in arms:
+                d = forgetting.delta(panel.name, metric, arm)  # type: ignore[union-attr]
+                assert d is not None
+                results.extend(_check({k: v for k, v in rule.items() if k not in ("panel", "metric", "max_kl")}, d, alpha))
+            continue
         metric = rule.get("metric")
         if metric is None and set(rule) != {"min_n"}:
             raise GateError(f"gate policy: rules[{i}]: give a metric (only min_n may apply to every metric)")
@@ -168,7 +223,9 @@ def gate_markdown(result: GateResult, summary: Summary, run_dir: Path | None = N
     icon = "✅" if result.passed else "❌"
     n_fail = len(result.failures)
     head = f"## {icon} evalkit gate: {'passed' if result.passed else f'failed ({n_fail} of {len(result.results)} checks)'}"
-    lines = [head, "", f"Suite **{summary.suite}**, {summary.n_items} items" + (f", run `{run_dir.name}`" if run_dir else "") + ".", ""]
+    what = f"{summary.n_items} items" if summary.metrics or not summary.forgetting else \
+        "forgetting panels " + ", ".join(f"{p.name} ({p.n} items)" for p in summary.forgetting.panels)
+    lines = [head, "", f"Suite **{summary.suite}**, {what}" + (f", run `{run_dir.name}`" if run_dir else "") + ".", ""]
     lines += ["| | Arm | Rule | Observed | Required |", "|---|---|---|---|---|"]
     for r in result.results:
         lines.append(f"| {'✅' if r.passed else '❌'} | {r.arm} | {r.rule} | {r.observed} | {r.required} |")

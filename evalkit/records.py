@@ -2,6 +2,7 @@
 
     Item, Generation, Score, ScoreRow      one example; one output; one metric's verdict; its row in scores.csv
     MetricDelta, Flip, Summary             the paired comparison (summary.json)
+    ForgettingSummary (PanelInfo, DriftStats)  its forgetting section: benchmark panels and KL drift
     Manifest (SuiteInfo, BaseInfo, ...)    what ran, and how (manifest.json)
 
 Records are frozen dataclasses, documented field by field. Files read back from
@@ -18,14 +19,18 @@ from typing import Any, TypeVar
 __all__ = [
     "MANIFEST_VERSION",
     "SUMMARY_VERSION",
+    "SUMMARY_VERSIONS_READ",
     "AdapterInfo",
     "BaseInfo",
+    "DriftStats",
     "Flip",
+    "ForgettingSummary",
     "Generation",
     "Item",
     "Manifest",
     "MetricDelta",
     "MetricInfo",
+    "PanelInfo",
     "RecordError",
     "Score",
     "ScoreRow",
@@ -38,8 +43,10 @@ __all__ = [
 
 MANIFEST_VERSION = 2
 """manifest.json format (2: the backend's identity replaced ``load``/``device``; shards; typed)."""
-SUMMARY_VERSION = 2
-"""summary.json format (2: per-arm errors and scored counts for every metric; unscored metrics named)."""
+SUMMARY_VERSION = 3
+"""summary.json format (2: per-arm errors and scored counts for every metric; unscored metrics named;
+3: a ``forgetting`` section). Version 2 files are still read: they have no forgetting section."""
+SUMMARY_VERSIONS_READ = (2, 3)
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,77 @@ class Flip:
 
 
 @dataclass(frozen=True)
+class PanelInfo:
+    """A forgetting panel as it ran."""
+
+    name: str
+    n: int
+    """Items evaluated (the seeded, stratified subsample)."""
+    total: int
+    """Items in the panel's validation split."""
+    metrics: list[str]
+    """What was scored (acc, acc_norm)."""
+    primary: str
+    """The metric a panel budget (``max_drop``) applies to unless the rule names another."""
+    licence: str = ""
+
+
+NO_EFFECT_KL = 1e-6
+"""Mean per-token KL (nats) below which an adapter is reported as having had no effect."""
+
+
+@dataclass(frozen=True)
+class DriftStats:
+    """KL drift of one adapter arm from base on the reference passages (teacher-forced)."""
+
+    arm: str
+    passages: int
+    tokens: int
+    """Token positions compared, over all passages."""
+    mean_kl: float
+    """Mean per-token KL(base ‖ adapter) in nats, weighted by tokens."""
+    top1_agreement: float
+    """Share of positions where base and adapter rank the same token first."""
+    p50: float
+    """Median over passages of the passage's mean per-token KL."""
+    p90: float
+    """90th percentile of the same."""
+    max: float
+    """The largest passage mean."""
+    max_token_kl: float
+    """The largest KL at any single position."""
+
+    @property
+    def no_effect(self) -> bool:
+        """KL ~ 0: the adapter does not change the next-token distribution at all (not loaded, or B = 0)."""
+        return self.mean_kl < NO_EFFECT_KL
+
+
+@dataclass(frozen=True)
+class ForgettingSummary:
+    """The forgetting section of a summary: benchmark panels per arm, paired by item, and KL drift."""
+
+    panels: list[PanelInfo]
+    means: dict[str, dict[str, float]]
+    """arm → ``panel/metric`` → mean over the panel's items."""
+    deltas: list[MetricDelta]
+    """One per adapter arm × panel × metric; ``metric`` is ``panel/metric`` (e.g. ``arc_easy/acc_norm``).
+    Holm-adjusted across the forgetting rows of each arm."""
+    drift: list[DriftStats] = field(default_factory=list)
+    seed: int = 0
+    """The subsample seed."""
+
+    def panel(self, name: str) -> PanelInfo | None:
+        return next((p for p in self.panels if p.name == name), None)
+
+    def delta(self, panel: str, metric: str, arm: str) -> MetricDelta | None:
+        return next((d for d in self.deltas if d.metric == f"{panel}/{metric}" and d.arm == arm), None)
+
+    def drift_of(self, arm: str) -> DriftStats | None:
+        return next((d for d in self.drift if d.arm == arm), None)
+
+
+@dataclass(frozen=True)
 class Summary:
     """The comparison of a run (``summary.json``)."""
 
@@ -180,6 +258,8 @@ class Summary:
     """adapter arm → share of items whose output equals the reference arm's."""
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    forgetting: ForgettingSummary | None = None
+    """Benchmark panels and KL drift, when the suite has a ``forgetting:`` section."""
 
     def delta(self, metric: str, arm: str) -> MetricDelta | None:
         return next((d for d in self.deltas if d.metric == metric and d.arm == arm), None)
@@ -237,7 +317,23 @@ def summary_from_dict(doc: dict[str, Any]) -> Summary:
               for i, d in enumerate(doc["deltas"])]
     means = {a: {m: number(v, f"means.{a}.{m}") for m, v in mapping(ms, f"means.{a}").items()} for a, ms in mapping(doc["means"], "means").items()}
     identical = {a: number(v, f"identical_outputs.{a}") for a, v in mapping(doc["identical_outputs"], "identical_outputs").items()}
-    summary = parse_record(Summary, {**doc, "deltas": deltas, "means": means, "identical_outputs": identical})
+    forgetting = doc.get("forgetting")
+    if forgetting is not None:
+        drift_floats = ("mean_kl", "top1_agreement", "p50", "p90", "max", "max_token_kl")
+        forgetting = mapping(forgetting, "forgetting")
+        for key in ("deltas", "means"):
+            if key not in forgetting:
+                raise RecordError(f"forgetting.{key}: field required")
+        forgetting = {
+            **forgetting,
+            "deltas": [{k: (number(v, f"forgetting.deltas.{i}.{k}") if k in floats else v) for k, v in mapping(d, f"forgetting.deltas.{i}").items()}
+                       for i, d in enumerate(forgetting["deltas"])],
+            "means": {a: {m: number(v, f"forgetting.means.{a}.{m}") for m, v in mapping(ms, f"forgetting.means.{a}").items()}
+                      for a, ms in mapping(forgetting["means"], "forgetting.means").items()},
+            "drift": [{k: (number(v, f"forgetting.drift.{i}.{k}") if k in drift_floats else v) for k, v in mapping(d, f"forgetting.drift.{i}").items()}
+                      for i, d in enumerate(forgetting.get("drift", []))],
+        }
+    summary = parse_record(Summary, {**doc, "deltas": deltas, "means": means, "identical_outputs": identical, "forgetting": forgetting})
     _check_summary(summary)
     return summary
 

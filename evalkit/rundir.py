@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit._util import atomic_write
+from evalkit._util import atomic_write, json_lines
 from evalkit.errors import RunDirError
 from evalkit.records import (
     MANIFEST_VERSION,
-    SUMMARY_VERSION,
+    SUMMARY_VERSIONS_READ,
     Generation,
     Item,
     Manifest,
@@ -103,13 +103,7 @@ class RunDir:
     def _read_generations(self) -> list[dict[str, Any]]:
         where = self.path / "generations.jsonl"
         out = []
-        for lineno, line in enumerate(self._text("generations.jsonl").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                g = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RunDirError(f"{where}:{lineno}: not valid JSON ({exc.msg}); the file is damaged: {_RERUN}") from None
+        for lineno, g in json_lines(self._text("generations.jsonl"), where, RunDirError, f"the file is damaged: {_RERUN}"):
             if not isinstance(g, dict) or not all(isinstance(g.get(k), str) for k in ("item_id", "arm", "text")):
                 raise RunDirError(f"{where}:{lineno}: each line must be an object with item_id, arm and text; {_RERUN}")
             messages = g.get("messages", [])
@@ -228,8 +222,8 @@ def load_run(path: str | Path) -> RunDir:
             raise RunDirError(f"{path}: holds run directories, not a run; pass one of them, e.g. {runs[-1]}")
     manifest = read_manifest(path / "manifest.json")
     doc = _json_doc(path / "summary.json")
-    if doc.get("version") != SUMMARY_VERSION:
-        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {SUMMARY_VERSION}: {_RERUN} with this evalkit")
+    if doc.get("version") not in SUMMARY_VERSIONS_READ:
+        raise RunDirError(f"{path / 'summary.json'}: format version {doc.get('version')!r}; this evalkit reads {' and '.join(map(str, SUMMARY_VERSIONS_READ))}: {_RERUN} with this evalkit")
     try:
         summary = summary_from_dict(doc)
     except RecordError as exc:

@@ -18,15 +18,23 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evalkit._util import check_writable_dir, evalkit_home, versions
 from evalkit.cache import GenerationCache, cache_key
 from evalkit.data import Renderer, load_items
-from evalkit.errors import DataError, RunDirError
-from evalkit.metrics import Metric, build_metric
+from evalkit.errors import DataError, ForgettingError, RunDirError
+from evalkit.forgetting.spec import ForgettingSpec
+from evalkit.forgetting.stage import Prepared as PreparedForgetting
+from evalkit.forgetting.stage import check_backend as check_forgetting_backend
+from evalkit.forgetting.stage import prepare as prepare_forgetting
+from evalkit.forgetting.stage import run_forgetting
+from evalkit.forgetting.stage import write_rows as write_forgetting_rows
+from evalkit.judges.judge import Judge
+from evalkit.judges.stage import JudgeOverrides, check_judge, judge_manifest, judging, make_judge
+from evalkit.metrics import Metric, ScoreRequest, build_metric, sample_ids
 from evalkit.models.base import Backend, BackendOptions, GenerateRequest, open_backend
 from evalkit.models.hf import default_batch_size
 from evalkit.records import (
@@ -48,6 +56,9 @@ from evalkit.suite import Suite
 from evalkit.validate import dry_score, raise_for_unscorable
 
 __all__ = ["Progress", "RunOptions", "RunPlan", "RunResult", "check_writable_dir", "generate_all", "plan_run", "run_suite", "score_all", "select_shard"]
+
+FORGETTING_ONLY_NAME = "forgetting"
+"""The run's name (and run directory suffix) of ``--forgetting-only`` without a suite."""
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(arm, done, total)`` as generation advances."""
@@ -77,6 +88,10 @@ class RunOptions:
     """(i, n): evaluate the i-th of n deterministic shards of the items (0-based); ``evalkit merge`` joins them."""
     seed: int = 0
     """Seeds the statistics (bootstrap)."""
+    judge: JudgeOverrides | None = None
+    """The judge of judged metrics as the command line sets it (``--judge``), over the suite's ``judge:``."""
+    forgetting_only: bool = False
+    """Run only the suite's ``forgetting:`` section (no task generations)."""
 
 
 @dataclass
@@ -107,7 +122,8 @@ def select_shard(items: Sequence[Item], index: int, count: int) -> list[Item]:
 class RunPlan:
     """Everything a run needs that is known before a model loads, checked."""
 
-    suite: Suite
+    suite: Suite | None
+    """None for a forgetting-only run without a suite."""
     options: RunOptions
     all_items: list[Item]
     """Every item of the suite (after ``--limit``); a shard runs a subset."""
@@ -117,10 +133,32 @@ class RunPlan:
     messages: dict[str, list[dict[str, str]]]
     """Rendered chat messages per item id."""
     warnings: list[str] = field(default_factory=list)
+    judge: Judge | None = None
+    """The judge handle of judged metrics (checked, nothing opened)."""
+    judge_labels: list[dict[str, Any]] = field(default_factory=list)
+    """Human labels of judged metrics (the suite's judge.labels), for the report's agreement."""
+    forgetting: PreparedForgetting | None = None
+    """The forgetting panels and KL passages, loaded and checked (None: no forgetting section)."""
+    forgetting_spec: ForgettingSpec | None = None
+
+    @property
+    def task(self) -> bool:
+        """True when the suite's task runs (not ``--forgetting-only``)."""
+        return self.suite is not None and not self.options.forgetting_only
+
+    @property
+    def name(self) -> str:
+        return self.suite.name if self.suite is not None else FORGETTING_ONLY_NAME
 
 
-def plan_run(suite: Suite, options: RunOptions, warn: Callable[[str], None] | None = None) -> RunPlan:
-    """Read the data, render every prompt, build and dry-score the metrics, check the output folder.
+def plan_run(suite: Suite | None, options: RunOptions, warn: Callable[[str], None] | None = None,
+             forgetting: ForgettingSpec | None = None) -> RunPlan:
+    """Read the data, render every prompt, build and dry-score the metrics, load the forgetting panels,
+    check the output folder.
+
+    Args:
+        suite: the suite; None for a forgetting-only run of ``forgetting``.
+        forgetting: a forgetting section to run instead of the suite's (``--forgetting-only`` without a suite).
 
     Raises:
         EvalkitError: the first problem found; nothing has been loaded or generated yet.
@@ -128,51 +166,84 @@ def plan_run(suite: Suite, options: RunOptions, warn: Callable[[str], None] | No
     check_writable_dir(options.runs_dir, "--runs-dir")
     if options.use_cache and options.cache_path is None:
         check_writable_dir(evalkit_home(), "EVALKIT_HOME")
+    spec = forgetting or (suite.forgetting if suite else None)
+    plan = RunPlan(suite=suite, options=options, all_items=[], items=[], metrics=[], messages={}, forgetting_spec=spec)
+    if not plan.task and spec is None:
+        where = f"{suite.path}: " if suite else ""
+        raise ForgettingError(f"{where}--forgetting-only: nothing to run; add a forgetting: section to the suite or name --panel")
+    if options.shard and not plan.task:
+        raise ForgettingError(f"--shard {options.shard[0]}/{options.shard[1]}: --forgetting-only has no suite items to shard; "
+                              f"run it once, without --shard")
+    if plan.task:
+        assert suite is not None
+        _plan_task(plan, suite, options, warn)
+    # A sharded run checks forgetting once, in shard 0; `evalkit merge` carries it into the merged run.
+    if spec and (options.shard is None or options.shard[0] == 0):
+        plan.forgetting = prepare_forgetting(spec, options.limit)  # unknown panel, missing data: before any model loads
+    return plan
+
+
+def _plan_task(plan: RunPlan, suite: Suite, options: RunOptions, warn: Callable[[str], None] | None) -> None:
     where = str(suite.path)
     all_items = load_items(suite.data, where, allow_network=options.backend_options.allow_network)
     if options.limit:
         all_items = all_items[: options.limit]
     items = select_shard(all_items, *options.shard) if options.shard else all_items
     if not items:
-        raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")
-    metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
+        raise DataError(f"--shard {options.shard[0]}/{options.shard[1]}: this shard has no items (the suite has {len(all_items)}); use fewer shards")  # type: ignore[index]
+    judge = make_judge(suite, options.judge)
+    metrics = [build_metric(spec, suite.dir, judge) for spec in suite.metrics]
     renderer = Renderer(suite.prompt, where)
-    messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
-    plan = RunPlan(suite=suite, options=options, all_items=all_items, items=items, metrics=metrics, messages=messages)
+    plan.messages = {item.id: renderer.messages(item) for item in items}  # a template error fails here, before loading
+    plan.all_items, plan.items, plan.metrics, plan.judge = all_items, items, metrics, judge
+
+    def _plan_warn(message: str) -> None:
+        plan.warnings.append(message)
+        if warn:
+            warn(message)
+
+    plan.judge_labels = check_judge(judge, metrics, options.judge, _plan_warn, warn)  # a bad judge setting fails here, before loading
     problems, _ = dry_score(items, metrics, renderer, suite.prompt.target is not None)
     raise_for_unscorable(problems, where)  # a metric that can score no row would leave the run with no verdict on it
     for problem in problems:
-        plan.warnings.append(problem.describe(where).split(": ", 1)[1])
-        if warn:
-            warn(plan.warnings[-1])
-    return plan
+        _plan_warn(problem.describe(where).split(": ", 1)[1])
 
 
 def run_suite(
-    suite: Suite,
+    suite: Suite | None,
     options: RunOptions = RunOptions(),
     *,
     backend: Backend | None = None,
+    judge_backend: Backend | None = None,
     progress: Progress | None = None,
     warn: Callable[[str], None] | None = None,
+    forgetting: ForgettingSpec | None = None,
 ) -> RunResult:
-    """Run every arm on the suite's items, score them, and write the run directory.
+    """Run every arm on the suite's items, score them, run its forgetting checks, and write the run directory.
 
-    Writes ``manifest.json``, ``generations.jsonl``, ``scores.csv`` and ``summary.json``;
-    ``evalkit.report.write_report(run_dir)`` renders ``report.md`` and the plot from them.
+    Writes ``manifest.json``, ``generations.jsonl``, ``scores.csv`` and ``summary.json`` (and
+    ``forgetting.csv``/``drift.csv`` with a forgetting section); ``evalkit.report.write_report(run_dir)``
+    renders ``report.md`` and the plot from them. Judged metrics and the forgetting panels run on
+    the same backend and cache as the task generations (one base load).
 
     Args:
+        suite: the suite; None for a forgetting-only run of ``forgetting``.
         backend: use this backend instead of opening ``options.backend`` (tests pass a fake one);
             the caller keeps it open. A backend the run opens itself is closed at the end.
-        progress: called as generation advances.
+        judge_backend: use this backend as the judge of judged metrics instead of the configured one
+            (tests pass a fake or counting one); the caller keeps it open.
+        progress: called as generation advances (and as judges and forgetting panels work).
         warn: called with each warning as it arises (they are also in the manifest).
+        forgetting: a forgetting section to run instead of the suite's (``--forgetting-only`` without a suite).
 
     Raises:
         EvalkitError: any input problem, found before weights load or generation starts.
     """
     started = time.time()
-    plan = plan_run(suite, options, warn)
+    plan = plan_run(suite, options, warn, forgetting)
     warnings = plan.warnings
+    if judge_backend is not None and plan.judge is not None:
+        plan.judge.use(judge_backend)
 
     def _warn(msg: str) -> None:
         warnings.append(msg)
@@ -180,17 +251,27 @@ def run_suite(
             warn(msg)
 
     cache_file = (options.cache_path or evalkit_home() / "cache.sqlite") if options.use_cache else None
+    decoding = suite.generation.decoding() if plan.task and suite else {}
+    batch_size = options.batch_size or (suite.generation.batch_size if suite else None) or default_batch_size()
+    forgot = None
     with GenerationCache(cache_file) as cache, ExitStack() as stack:  # a bad cache fails here, before any model loads
         if backend is None:
             backend = open_backend(options.backend, options.base, options.adapters, options.backend_options)
             stack.callback(backend.close)
+        if plan.forgetting:
+            check_forgetting_backend(backend, plan.forgetting)
         for ad in backend.adapters:
             _check_training_match(ad.name, ad.train_record, backend, _warn)
-        decoding = suite.generation.decoding()
-        batch_size = options.batch_size or suite.generation.batch_size or default_batch_size()
+        # The judge's backend is constructed now (a dead endpoint fails before generation); judged metrics use it below.
+        stack.enter_context(judging(plan.judge, plan.metrics, backend, cache, progress, options.backend_options.allow_network))
         generations, generated = generate_all(plan, backend, cache, decoding, batch_size, progress)
         identity, template_hash = backend.identity(), backend.template_hash
         base, adapters = backend.base, backend.adapters
+        scores = score_all(plan.items, generations, plan.metrics, messages=plan.messages, population=plan.all_items)
+        extra = judge_manifest(plan.judge, plan.metrics, len(plan.all_items), plan.judge_labels)
+        if plan.forgetting:
+            arms_fp = [("base", None), *[(a.name, a.fingerprint) for a in adapters]]
+            forgot = run_forgetting(plan.forgetting, backend, cache, arms_fp, dict(identity), seed=options.seed, progress=progress)
     failed = {arm: sum(g.arm == arm and g.error is not None for g in generations) for arm in ["base", *(a.name for a in adapters)]}
     if any(failed.values()):
         per_arm = ", ".join(f"{arm}: {n} of {len(plan.items)}" for arm, n in failed.items())
@@ -198,20 +279,26 @@ def run_suite(
               f"as errors for every metric (see the error field of generations.jsonl) and are tried again on the next run")
 
     arms = ["base", *(a.name for a in adapters)]
-    scores = score_all(plan.items, generations, plan.metrics)
     from evalkit.compare import summarize  # scipy: ~1-2 s of import, paid after generation rather than before the first batch
 
-    summary = summarize(suite.name, plan.items, scores, [(m.name, m.binary) for m in plan.metrics], arms, generations, seed=options.seed)
+    summary = summarize(plan.name, plan.items, scores, [(m.name, m.binary) for m in plan.metrics], arms, generations, seed=options.seed)
     for arm, share in summary.identical_outputs.items():
         if share >= 0.95:
             _warn(f"adapter {arm!r} had (almost) no effect: its output equals base's on {share:.0%} of items")
     for metric in summary.unscored():
         _warn(f"metric {metric!r} could not score any item in at least one arm: its row reports no difference, "
               f"see the error column of scores.csv")
+    if forgot:
+        summary = replace(summary, forgetting=forgot.summary)
+        extra["forgetting"] = forgot.record()
+        for d in forgot.summary.drift:
+            if d.no_effect:
+                _warn(f"adapter {d.arm!r} had no effect: its KL from base is {d.mean_kl:.1e} nats per token over {d.tokens} tokens "
+                      f"(next-token distributions identical); check that the adapter was trained and loaded (LoRA B = 0?)")
 
     manifest = Manifest(
         version=MANIFEST_VERSION,
-        suite=SuiteInfo(name=suite.name, path=str(suite.path), sha256=suite.sha256, description=suite.description),
+        suite=_suite_info(suite, plan.forgetting_spec),
         base=BaseInfo(spec=base.spec, path=str(base.path) if base.path else None, fingerprint=base.fingerprint,
                       source=base.source, config=_model_config(base.path)),
         adapters=[_adapter_info(a) for a in adapters],
@@ -227,14 +314,17 @@ def run_suite(
         started=_dt.datetime.fromtimestamp(started, _dt.timezone.utc).isoformat(timespec="seconds"),
         wall_s=round(time.time() - started, 2),
         versions=versions(),
-        git_commit=git_commit(suite.dir),
+        git_commit=git_commit(suite.dir if suite else Path.cwd()),
         warnings=warnings,
-        gate=suite.gate,
+        gate=_gate_policy(suite, plan.task),
         shard=_shard_info(plan),
+        extra=extra,
     )
-    name = suite.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else "")
+    name = plan.name + (f"-shard{options.shard[0]}of{options.shard[1]}" if options.shard else "")
     run_dir = new_run_dir(options.runs_dir, name)
     write_run(run_dir, manifest, generations, plan.items, plan.messages, scores, summary)
+    if forgot:
+        write_forgetting_rows(run_dir, forgot)
     return RunResult(run_dir=run_dir, summary=summary, manifest=manifest, generated=generated, cached=manifest.cached, warnings=warnings)
 
 
@@ -253,6 +343,28 @@ def generate_all(plan: RunPlan, backend: Backend, cache: GenerationCache, decodi
         generations.extend(gens)
         generated += n_new
     return generations, generated
+
+
+
+
+def _suite_info(suite: Suite | None, spec: ForgettingSpec | None) -> SuiteInfo:
+    if suite is not None:
+        return SuiteInfo(name=suite.name, path=str(suite.path), sha256=suite.sha256, description=suite.description)
+    from evalkit._util import canonical_json, sha256_text
+
+    doc = spec.to_dict() if spec else {}
+    return SuiteInfo(name=FORGETTING_ONLY_NAME, path="", sha256=sha256_text(canonical_json(doc)),
+                     description="evalkit run --forgetting-only: benchmark panels and KL drift, no task suite")
+
+
+def _gate_policy(suite: Suite | None, task: bool) -> dict[str, Any] | None:
+    """The suite's gate; without the task (``--forgetting-only``), only its forgetting rules apply."""
+    if suite is None or suite.gate is None:
+        return None
+    if task:
+        return suite.gate
+    rules = [r for r in suite.gate["rules"] if "panel" in r or "max_kl" in r]
+    return {**suite.gate, "rules": rules} if rules else None
 
 
 def _shard_info(plan: RunPlan) -> ShardInfo | None:
@@ -315,14 +427,44 @@ def _generate_arm(
     return gens, len(todo)
 
 
-def score_all(items: Sequence[Item], generations: Sequence[Generation], metrics: Sequence[Metric]) -> list[ScoreRow]:
-    """One score per item × arm × metric (errors recorded, never dropped)."""
+def score_all(items: Sequence[Item], generations: Sequence[Generation], metrics: Sequence[Metric], *,
+              messages: dict[str, list[dict[str, str]]] | None = None, population: Sequence[Item] | None = None) -> list[ScoreRow]:
+    """One score per item × arm × metric (errors recorded, never dropped), metric by metric.
+
+    Each metric scores all its outputs in one ``score_many`` call, so a judged metric sends its
+    judge batches. A model-backed metric with ``params.sample`` scores only its seeded sample of
+    ``population`` (all the suite's items, so shards agree); other items get no row for it.
+
+    Args:
+        messages: the chat messages per item (judged metrics show the task to the judge).
+        population: the items a sample is drawn from (default ``items``).
+    """
     by_id = {it.id: it for it in items}
+    reference = {g.item_id: g for g in generations if g.arm == "base"}
+    ids = [it.id for it in (population if population is not None else items)]
+    scored: dict[tuple[int, str], Score] = {}
+    for m in metrics:
+        chosen = sample_ids(ids, m.sample, m.sample_seed)
+        todo: list[tuple[int, ScoreRequest]] = []
+        for k, g in enumerate(generations):
+            if g.item_id not in chosen:
+                continue
+            if g.error is not None:
+                scored[(k, m.name)] = Score.failed(f"no output: {g.error}")
+                continue
+            ref = reference.get(g.item_id)
+            todo.append((k, ScoreRequest(
+                output=g.text, item=by_id[g.item_id], arm=g.arm, is_reference=g.arm == "base",
+                reference_output=ref.text if ref is not None and ref.error is None and g.arm != "base" else None,
+                messages=tuple(messages.get(g.item_id, ())) if messages else ())))
+        for (k, _), s in zip(todo, m.score_many([r for _, r in todo])):
+            scored[(k, m.name)] = s
     rows = []
-    for g in generations:
+    for k, g in enumerate(generations):
         for m in metrics:
-            s = Score.failed(f"no output: {g.error}") if g.error is not None else m.score(g.text, by_id[g.item_id])
-            rows.append(ScoreRow(g.item_id, g.arm, m.name, s.value, s.error, s.detail))
+            s = scored.get((k, m.name))
+            if s is not None:
+                rows.append(ScoreRow(g.item_id, g.arm, m.name, s.value, s.error, s.detail))
     return rows
 
 

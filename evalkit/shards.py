@@ -6,12 +6,14 @@ all the suite's items. ``merge_shards`` checks that the partial runs belong
 together (same suite file, base, adapters, backend, decoding, metrics and
 statistics seed), that together they hold every item exactly once, and computes
 the statistics once over all items, in the unsharded order, so the merged
-``summary.json`` equals the one an unsharded run writes.
+``summary.json`` equals the one an unsharded run writes. A suite's forgetting
+checks run once, in shard 0, and are carried into the merged run.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -24,6 +26,8 @@ from evalkit.rundir import RunDir, load_run
 
 __all__ = ["merge_shards"]
 
+FORGETTING_FILES = ("forgetting.csv", "drift.csv")
+
 _MUST_AGREE: dict[str, Any] = {
     "suite file": lambda m: m.suite.sha256,
     "base model": lambda m: m.base.fingerprint,
@@ -35,6 +39,7 @@ _MUST_AGREE: dict[str, Any] = {
     "--limit": lambda m: m.limit,
     "shard count": lambda m: m.shard.count if m.shard else None,
     "item count": lambda m: m.shard.total if m.shard else None,
+    "judge": lambda m: {k: v for k, v in m.extra.get("judge", {}).items() if k in ("backend", "model", "endpoint", "fingerprint", "params", "metrics")},
 }
 """What every shard of one run must share; each is named in the refusal when it differs."""
 
@@ -111,6 +116,11 @@ def merge_shards(run_dirs: Sequence[str | Path], runs_dir: Path) -> Path:
     names = [f.name for f in fields(Generation)]
     generations = [Generation(**{k: g[k] for k in names if k in g}) for g in gens]
     summary = summarize(first.suite.name, items, scores, metrics, arms, generations, seed=runs[0].summary.seed)
+    extra = {**first.extra}
+    checked = next((run for run in runs if run.summary.forgetting is not None), None)  # shard 0, when the suite has a forgetting section
+    if checked is not None:
+        summary = replace(summary, forgetting=checked.summary.forgetting)
+        extra["forgetting"] = checked.manifest.extra.get("forgetting")
     warnings = list(dict.fromkeys(w for run in runs for w in run.manifest.warnings))
     manifest = replace(
         first,
@@ -121,10 +131,14 @@ def merge_shards(run_dirs: Sequence[str | Path], runs_dir: Path) -> Path:
         wall_s=round(sum(r.manifest.wall_s for r in runs), 2),
         warnings=warnings,
         shard=None,
-        extra={**first.extra, "merged_shards": len(runs), "merged_from": [str(r.path) for r in runs],
+        extra={**extra, "merged_shards": len(runs), "merged_from": [str(r.path) for r in runs],
                "merged_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
     )
     messages = {g["item_id"]: g.get("messages", []) for g in gens}
     run_dir = new_run_dir(runs_dir, first.suite.name)
     write_run(run_dir, manifest, generations, items, messages, scores, summary)
+    if checked is not None:
+        for name in FORGETTING_FILES:
+            if (checked.path / name).is_file():
+                shutil.copyfile(checked.path / name, run_dir / name)
     return run_dir

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit._util import load_yaml, package_schema, sha256_bytes, validate_against
 from evalkit.errors import MetricError, SuiteError
+
+if TYPE_CHECKING:
+    from evalkit.forgetting.spec import ForgettingSpec
 
 __all__ = ["DataSpec", "GenerationSpec", "MetricSpec", "PromptSpec", "Suite", "load_suite"]
 
@@ -87,6 +90,10 @@ class Suite:
     description: str = ""
     train_data: DataSpec | None = None
     gate: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    """The ``judge:`` section (checked against judge.schema.json when loaded); None: the default judge."""
+    forgetting: ForgettingSpec | None = None
+    """Benchmark panels and KL drift run for every arm after the task (``forgetting:``)."""
 
     @property
     def dir(self) -> Path:
@@ -130,10 +137,27 @@ def load_suite(path: str | Path) -> Suite:
         except MetricError as exc:
             raise SuiteError(f"{path}: metrics[{i}] ({spec.name}): {exc}") from exc
 
+    forgetting = None
+    if "forgetting" in doc:
+        from evalkit.forgetting.spec import parse_forgetting
+
+        forgetting = parse_forgetting(doc["forgetting"], str(path))
     if "gate" in doc:  # checked now, not after a whole run in CI
         from evalkit.gate import check_policy
 
         check_policy(doc["gate"], str(path), SuiteError, metrics=sorted(seen), prefix="gate")
+        panels = [p.name for p in forgetting.panels] if forgetting else []
+        for i, rule in enumerate(doc["gate"]["rules"]):
+            if "panel" in rule:
+                if rule["panel"] not in panels:
+                    raise SuiteError(f"{path}: gate.rules[{i}].panel: {rule['panel']!r} is not a panel of this suite's forgetting section ({', '.join(panels) or 'none'})")
+            if "max_kl" in rule and (forgetting is None or forgetting.kl is None):
+                raise SuiteError(f"{path}: gate.rules[{i}].max_kl: the suite measures no KL drift; add forgetting: {{kl: true}}")
+
+    if "judge" in doc:  # its fields are checked now; whether the judge can be reached, when a run is planned
+        from evalkit.judges import JudgeConfig
+
+        JudgeConfig.from_suite(doc["judge"], base, f"{path}: judge")
 
     gen = doc.get("generation", {})
     return Suite(
@@ -147,4 +171,6 @@ def load_suite(path: str | Path) -> Suite:
         generation=GenerationSpec(**gen),
         metrics=metrics,
         gate=doc.get("gate"),
+        judge=doc.get("judge"),
+        forgetting=forgetting,
     )

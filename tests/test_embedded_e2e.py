@@ -20,10 +20,16 @@ def test_real_model_base_vs_adapter_on_incident_triage(tmp_path, embedded):
                                          cache_path=tmp_path / "cache.sqlite", limit=6))
     assert result.manifest.base.source == "embedded"
     assert result.manifest.base.fingerprint == embedded.fingerprint
-    assert result.summary.metrics == ["format", "severity", "component"]
+    assert result.summary.metrics == ["format", "severity", "component", "faithfulness"]
+    assert result.manifest.extra["judge"]["reused_run_base"], "the default judge is the run's own loaded base"
     gens = [json.loads(line) for line in (result.run_dir / "generations.jsonl").read_text().splitlines()]
     base = [g["text"] for g in gens if g["arm"] == "base"]
     assert all(base), "the real model answers every prompt"
     assert any(g["text"] != b for g, b in zip([g for g in gens if g["arm"] == "lora"], base))
     report = write_report(result.run_dir).read_text()
     assert "| format |" in report and "## Run facts" in report
+    # the suite's forgetting section ran too, capped by --limit: ARC-Easy on the real model, KL of a random adapter
+    fs = result.summary.forgetting
+    assert fs is not None and fs.panels[0].name == "arc_easy" and fs.panels[0].n == 6
+    assert 0 <= fs.means["base"]["arc_easy/acc"] <= 1 and fs.drift_of("lora").mean_kl > 1e-4
+    assert "## Forgetting" in report

@@ -94,3 +94,56 @@ def test_no_policy_anywhere_exits_2(tmp_path, capsys):
 def test_a_policy_that_checks_nothing_is_an_error(run):
     with pytest.raises(GateError, match="no rule checks anything"):
         _verdict(run, {"metric": "format", "require_significant": False})
+
+
+# ---------------------------------------------------------------- forgetting budgets
+
+def _forgetting_run(tmp_path, *, adapter_right: int, mean_kl: float = 0.02, max_drop: float | None = None, max_kl: float | None = None):
+    from tests.rundirs import add_forgetting
+
+    path = make_run(tmp_path / "run", {"base": BASE, "v1": ADAPTER})
+    # arc_easy, 200 items: base right on 120; the adapter keeps 120 - adapter_right … as given
+    base = [True] * 120 + [False] * 80
+    adapter = [True] * adapter_right + [False] * (200 - adapter_right)
+    return add_forgetting(path, "arc_easy", base[:200], adapter, mean_kl=mean_kl, max_drop=max_drop, max_kl=max_kl)
+
+
+def test_panel_budget_is_non_inferiority_on_the_panel_ci(tmp_path):
+    run = load_run(_forgetting_run(tmp_path, adapter_right=80))  # Δ = −0.20 on arc_easy
+    failed = _verdict(run, {"panel": "arc_easy", "max_drop": 0.05})
+    assert not failed.passed
+    (f,) = failed.failures
+    assert f.rule == "arc_easy/acc_norm: max_drop 0.05" and f.arm == "v1"
+    assert _verdict(run, {"panel": "arc_easy", "metric": "acc", "max_drop": 0.5}).passed
+
+
+def test_max_kl_passes_and_fails(tmp_path):
+    run = load_run(_forgetting_run(tmp_path, adapter_right=120, mean_kl=0.3))
+    assert _verdict(run, {"max_kl": 0.5}).passed
+    failed = _verdict(run, {"max_kl": 0.1})
+    assert not failed.passed and failed.failures[0].observed == "mean KL 0.3000" and failed.failures[0].shortfall == pytest.approx(0.2)
+
+
+def test_a_panel_the_run_did_not_score_is_a_gate_error(tmp_path):
+    run = load_run(_forgetting_run(tmp_path, adapter_right=120))
+    with pytest.raises(GateError, match=r"rules\[0\].panel: 'hellaswag' is not a forgetting panel of this run \(arc_easy\)"):
+        _verdict(run, {"panel": "hellaswag", "max_drop": 0.05})
+
+
+def test_max_kl_on_a_run_without_drift_is_a_gate_error(run):
+    with pytest.raises(GateError, match="measured no KL drift"):
+        _verdict(run, {"max_kl": 0.1})
+
+
+def test_violated_forgetting_budget_exits_1_naming_the_panel(tmp_path, capsys):
+    path = _forgetting_run(tmp_path, adapter_right=80, max_drop=0.05, max_kl=1.0)  # budgets from the forgetting section, no gate:
+    code = main(["gate", str(path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  v1 · arc_easy/acc_norm: max_drop 0.05" in out and "pass  v1 · kl: max_kl 1" in out
+    assert "arc_easy/acc_norm" in (path / "gate.md").read_text()
+
+
+def test_forgetting_budgets_within_limits_exit_0(tmp_path, capsys):
+    path = _forgetting_run(tmp_path, adapter_right=120, max_drop=0.2, max_kl=0.5)
+    assert main(["gate", str(path)]) == 0

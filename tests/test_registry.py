@@ -14,7 +14,7 @@ from evalkit.metrics import build_metric, metric
 from evalkit.records import Item, Score
 from evalkit.suite import MetricSpec, load_suite
 
-BUILTINS = ["exact_match", "field_match", "json_schema", "json_valid", "regex"]
+BUILTINS = ["exact_match", "faithfulness", "field_match", "grounded_fields", "json_schema", "json_valid", "judge", "pairwise", "regex"]
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +90,7 @@ def test_metric_decorator_records_binary_and_the_docstring_first_line():
         return lambda output, item: Score(1.0)
 
     info = registry.lookup("metric", "test_registry_described").info
-    assert info == {"binary": True, "description": "Scores everything 1."}
+    assert info == {"binary": True, "description": "Scores everything 1.", "needs_model": False}
 
 
 def test_metric_registered_in_a_test_is_usable_from_a_suite(tmp_path):

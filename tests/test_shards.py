@@ -94,3 +94,34 @@ def test_an_unsharded_run_is_not_a_shard(tmp_path, make_suite):
     suite = _suite(make_suite)
     with pytest.raises(RunDirError, match=r"not a shard"):
         merge_shards([_run(suite, tmp_path), _run(suite, tmp_path, (0, 2))], tmp_path / "merged")
+
+
+def test_forgetting_runs_in_shard_zero_only_and_is_carried_into_the_merged_run(tmp_path, make_suite, tiny_model, tiny_adapter, capsys):
+    from tests.forgetting.test_stage import FORGETTING
+
+    suite = make_suite(n=4)
+    suite.write_text(suite.read_text() + FORGETTING)
+    common = ["--base", str(tiny_model.path), "--adapter", f"lora={tiny_adapter}", "--cache", str(tmp_path / "c.sqlite")]
+    assert main(["run", str(suite), *common, "--runs-dir", str(tmp_path / "whole")]) == 0
+    for i in range(2):
+        assert main(["run", str(suite), *common, "--runs-dir", str(tmp_path / f"part{i}"), "--shard", f"{i}/2"]) == 0
+    (part0,), (part1,) = (tmp_path / "part0").iterdir(), (tmp_path / "part1").iterdir()
+    assert (part0 / "forgetting.csv").is_file() and not (part1 / "forgetting.csv").exists()
+    assert main(["merge", str(part0), str(part1), "--runs-dir", str(tmp_path / "merged")]) == 0
+    (whole,), (merged,) = (tmp_path / "whole").iterdir(), (tmp_path / "merged").iterdir()
+    assert (merged / "summary.json").read_text() == (whole / "summary.json").read_text()
+    for name in ("forgetting.csv", "drift.csv"):
+        assert (merged / name).read_text() == (whole / name).read_text()
+    assert "Forgetting" in (merged / "report.md").read_text()
+    capsys.readouterr()
+    verdicts = [(main(["gate", str(run)]), capsys.readouterr().out.replace(str(run), "RUN")) for run in (whole, merged)]
+    assert verdicts[0] == verdicts[1] and "arc_easy" in verdicts[1][1]  # the panels' budgets are gated on the merged run
+
+
+def test_forgetting_only_cannot_be_sharded(tmp_path, make_suite, capsys):
+    from tests.forgetting.test_stage import FORGETTING
+
+    suite = make_suite(n=4)
+    suite.write_text(suite.read_text() + FORGETTING)
+    assert main(["run", str(suite), "--forgetting-only", "--shard", "0/2", "--runs-dir", str(tmp_path)]) == 2
+    assert "--forgetting-only has no suite items to shard" in capsys.readouterr().err

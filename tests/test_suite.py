@@ -47,6 +47,7 @@ def test_shipped_incident_triage_suite_loads_with_its_three_metrics():
         ("format", "json_schema"),
         ("severity", "field_match"),
         ("component", "field_match"),
+        ("faithfulness", "faithfulness"),
     ]
 
 

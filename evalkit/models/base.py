@@ -40,6 +40,7 @@ __all__ = [
     "LoglikelihoodRequest",
     "LoglikelihoodResult",
     "Message",
+    "PassageDrift",
     "backend",
     "backend_names",
     "open_backend",
@@ -118,6 +119,11 @@ class GenerateRequest:
     prompt: str
     """``backend.render(messages)``: the chat-template text a local backend tokenizes, or the
     canonical JSON of the messages for a served one. The cache key is built from it."""
+    response_format: dict[str, Any] | None = None
+    """Structured output to ask a served backend for, as OpenAI's ``response_format``
+    (``{"type": "json_schema", "json_schema": {...}}`` or ``{"type": "json_object"}``).
+    Judges set it; a backend that cannot constrain its output ignores it, so the reply is
+    always validated by the caller. None: plain text."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,20 @@ class LoglikelihoodResult:
     """True when every continuation token is the argmax at its position."""
     tokens: int
     """Number of continuation tokens."""
+
+
+@dataclass(frozen=True)
+class PassageDrift:
+    """What ``kl_drift`` returns for one text: how far an adapter arm moved the next-token distribution."""
+
+    tokens: int
+    """Positions compared (each predicts one token of the text)."""
+    kl_sum: float
+    """Sum over those positions of KL(base ‖ adapter) in nats, over the full vocabulary."""
+    kl_max: float
+    """The largest per-position KL."""
+    top1_agree: int
+    """Positions where both arms put the same token first."""
 
 
 @runtime_checkable
@@ -193,6 +213,10 @@ class Backend(Protocol):
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], arm: str) -> list[LoglikelihoodResult]:
         """Summed log-probability of each continuation given its context, in ``arm``."""
         ...
+
+    # A backend with the ``kl_drift`` capability also offers
+    #     kl_drift(texts, arm, max_tokens=256) -> list[PassageDrift]
+    # (teacher-forced KL(base ‖ arm) per text on one loaded model); see HFBackend.kl_drift.
 
     def close(self) -> None:
         """Release engines, connections and processes; the backend is not used afterwards."""

@@ -25,6 +25,7 @@ from evalkit.models.base import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
     Message,
+    PassageDrift,
     backend,
     refuse_options,
 )
@@ -63,7 +64,7 @@ class HFBackend:
         self.merge_adapters = merge_adapters and bool(self.adapters)
         self.device = _resolve_device(options.device)
         self.tokenizer = load_tokenizer(base)
-        self.capabilities = frozenset({"generate", "loglikelihood"})
+        self.capabilities = frozenset({"generate", "loglikelihood", "kl_drift"})
         self.fast_greedy = True
         """Greedy generation through :func:`evalkit.models.greedy.greedy_generate` (False: transformers' ``generate``)."""
         self._fast_supported: bool | None = None
@@ -209,40 +210,102 @@ class HFBackend:
 
         Each request is encoded with :func:`encode_pair`; the model sees context + continuation
         minus its last token (truncated on the left to the model's length), right-padded, one
-        forward pass per batch, longest first. Results come back in request order.
+        forward pass per batch, longest first. Requests whose model input is the same token
+        sequence (the one-token choices of one question, say) share one row, as HFLM's
+        ``group_by="contexts"`` does; the output layer and the log-softmax run only at the
+        continuation positions. Results come back in request order.
         """
         import torch
 
         encoded = [encode_pair(self.tokenizer, r.context, r.continuation) for r in requests]
         max_len = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+        rows: dict[tuple[int, ...], list[int]] = {}  # model input → the requests read from it
+        for i, (ctx, cont) in enumerate(encoded):
+            rows.setdefault(tuple((ctx + cont)[-(max_len + 1) :][:-1]), []).append(i)
+        # Longest first: batches of similar length waste little on padding, and memory runs out at the start if at all.
+        order = sorted(rows, key=lambda x: (-len(x), x))
         results: list[LoglikelihoodResult | None] = [None] * len(encoded)
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode(), self.arm(arm) as model:
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
-                inputs = [(encoded[i][0] + encoded[i][1])[-(max_len + 1) :][:-1] for i in batch]
-                width = max(len(x) for x in inputs)
+                width = max(len(x) for x in batch)
                 ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                for row, x in enumerate(inputs):
+                for row, x in enumerate(batch):
                     ids[row, : len(x)] = torch.tensor(x, dtype=torch.long)
+                # Only positions some continuation is read from go through the output layer (a large
+                # vocabulary × every position is most of the memory and much of the time otherwise).
+                first = min(len(x) - len(encoded[i][1]) for x in batch for i in rows[x])
                 # Right padding needs no attention mask: a causal model never looks right of a position.
-                logprobs = torch.log_softmax(model(ids.to(self.device)).logits.float(), dim=-1).cpu()  # (batch, width, vocab)
-                for row, i in enumerate(batch):
-                    cont = encoded[i][1]
-                    end = len(inputs[row])
-                    lp = logprobs[row, end - len(cont) : end]  # (len(cont), vocab): predictions of each continuation token
-                    target = torch.tensor(cont, dtype=torch.long)
-                    results[i] = LoglikelihoodResult(
-                        logprob=float(lp.gather(1, target[:, None]).sum()),
-                        is_greedy=bool((lp.argmax(dim=-1) == target).all()),
-                        tokens=len(cont),
-                    )
+                logits = _logits_at(model, ids.to(self.device), torch.arange(first, width))  # (batch, width - first, vocab)
+                for row, x in enumerate(batch):
+                    for i in rows[x]:
+                        cont = encoded[i][1]
+                        end = len(x) - first
+                        lp = torch.log_softmax(logits[row, end - len(cont) : end].float(), dim=-1).cpu()  # (len(cont), vocab)
+                        target = torch.tensor(cont, dtype=torch.long)
+                        results[i] = LoglikelihoodResult(
+                            logprob=float(lp.gather(1, target[:, None]).sum()),
+                            is_greedy=bool((lp.argmax(dim=-1) == target).all()),
+                            tokens=len(cont),
+                        )
         return [r for r in results if r is not None]
+
+    def kl_drift(self, texts: Sequence[str], arm: str, max_tokens: int = 256, batch_size: int = 8) -> list[PassageDrift]:
+        """Teacher-forced KL(base ‖ ``arm``) over each text, from both arms' full-vocabulary logits.
+
+        Each text is tokenized (the first ``max_tokens`` tokens, after the BOS or end-of-text token
+        that lets the first token be predicted too); every position is run once with the adapters
+        bypassed and once with ``arm`` active, on the same loaded weights. Per text: the number of
+        predicted tokens, the summed and the largest per-token KL in nats, and how many positions
+        have the same top-1 token in both arms.
+        """
+        import torch
+
+        if arm == "base":
+            raise ValueError("kl_drift compares an adapter arm with base; give an adapter arm")
+        tok = self.tokenizer
+        prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        encoded = [[prefix, *tok(t, add_special_tokens=False).input_ids[:max_tokens]] for t in texts]
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        out: list[PassageDrift | None] = [None] * len(encoded)
+        pad = tok.pad_token_id or 0
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                width = max(len(encoded[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                for row, i in enumerate(batch):
+                    ids[row, : len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
+                ids = ids.to(self.device)
+                # Right padding: positions past a row's end are never looked at by its real tokens (causal).
+                with self.arm("base") as model:
+                    ref = torch.log_softmax(model(ids).logits.float(), dim=-1)  # (batch, width, vocab)
+                with self.arm(arm) as model:
+                    new = torch.log_softmax(model(ids).logits.float(), dim=-1)
+                # KL(P‖Q) = Σ_v P(v) (log P(v) − log Q(v)); clamp: rounding can make a ~0 value slightly negative
+                kl = (ref.exp() * (ref - new)).sum(dim=-1).clamp_min(0.0).cpu()  # (batch, width)
+                agree = (ref.argmax(dim=-1) == new.argmax(dim=-1)).cpu()
+                for row, i in enumerate(batch):
+                    n = len(encoded[i]) - 1  # positions 0..n-1 predict tokens 1..n
+                    k = kl[row, :n]
+                    out[i] = PassageDrift(tokens=n, kl_sum=float(k.sum()), kl_max=float(k.max()) if n else 0.0,
+                                          top1_agree=int(agree[row, :n].sum()))
+        return [d for d in out if d is not None]
 
     def close(self) -> None:
         self._model = None
         self._merged = None
+
+
+def _logits_at(model: Any, ids: Any, positions: Any) -> Any:
+    """Logits at ``positions`` only (``logits_to_keep``), or all of them sliced for a model without that argument."""
+    try:
+        return model(ids, logits_to_keep=positions).logits
+    except TypeError as exc:
+        if "logits_to_keep" not in str(exc):
+            raise
+        return model(ids).logits[:, positions]
 
 
 def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -251,11 +314,13 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
     Trailing whitespace of the context moves to the continuation (so ``"Answer:"`` + ``" Paris"``
     tokenizes as the model saw it in training); the two are encoded together and split at the
     context's own length, so a merge across the boundary stays with the continuation. An empty
-    context becomes the end-of-text token, as HFLM's ``prefix_token_id``.
+    context becomes HFLM's ``prefix_token_id`` (BOS, else end-of-text), unless the continuation
+    already starts with that token, which then serves as the context (as HFLM does).
     """
     if not context:
         prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        return [prefix], tokenizer(continuation, add_special_tokens=False).input_ids
+        cont = tokenizer(continuation, add_special_tokens=False).input_ids
+        return (cont[:1], cont[1:]) if cont and cont[0] == prefix else ([prefix], cont)
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces:
         context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation

@@ -139,6 +139,8 @@ class OpenAIBackend:
 
         def complete(request: GenerateRequest) -> BackendOutput:
             payload = {"model": model, "messages": [dict(m) for m in request.messages], **params}
+            if request.response_format is not None:  # structured output where the server honours it (judges)
+                payload["response_format"] = request.response_format
             try:
                 return _chat_output(self._client.request_json("POST", "chat/completions", payload))
             except RequestFailed as exc:

@@ -22,7 +22,8 @@ def render(run: RunDir, fmt: Format = "md") -> str:
     if fmt == "json":
         return json.dumps(run.summary.to_dict(), indent=2, ensure_ascii=False)
     plot = "forest.png" if (run.path / "forest.png").exists() else None
-    md = render_markdown(run.summary, run.manifest, run.generations(), plot=plot)
+    scores = run.scores() if run.manifest.extra.get("judge") else None  # the judged-metrics section counts per-item rows
+    md = render_markdown(run.summary, run.manifest, run.generations(), plot=plot, scores=scores)
     if fmt == "md":
         return md
     from markdown_it import MarkdownIt

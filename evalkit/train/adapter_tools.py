@@ -60,15 +60,23 @@ def inspect_adapter(path: str | Path, *, base: str | None = None, max_lora_rank:
     """Describe an adapter and give a vLLM deployability verdict.
 
     Raises:
-        AdapterError: not an adapter, or (with ``base``) built for another base.
+        AdapterError: ``max_lora_rank`` below 1, not an adapter, or (with ``base``) built for another base.
     """
+    if max_lora_rank < 1:
+        raise AdapterError(f"--max-lora-rank {max_lora_rank}: must be at least 1 (the largest LoRA rank the vLLM server accepts, e.g. 16)")
     ref = resolve_adapter(str(path), allow_pickle=allow_pickle)
     cfg = ref.config
-    r = int(cfg.get("r") or 0)
-    if r < 1:
-        raise AdapterError(f"{ref.path / 'adapter_config.json'}: r is {cfg.get('r')!r}; a LoRA adapter needs a rank r >= 1")
-    alpha = float(cfg.get("lora_alpha", r))
-    max_rank = max([r, *map(int, (cfg.get("rank_pattern") or {}).values())])
+    where = ref.path / "adapter_config.json"
+    r = cfg.get("r")
+    if not _is_int(r) or r < 1:
+        raise AdapterError(f"{where}: r is {r!r}; a LoRA adapter needs a whole-number rank r >= 1")
+    alpha = cfg.get("lora_alpha", r)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha):
+        raise AdapterError(f"{where}: lora_alpha is {alpha!r}; it must be a number")
+    pattern = cfg.get("rank_pattern") or {}
+    if not isinstance(pattern, dict) or not all(_is_int(v) and v >= 1 for v in pattern.values()):
+        raise AdapterError(f"{where}: rank_pattern must map module names to whole-number ranks >= 1")
+    max_rank = max([r, *pattern.values()])
     rslora = bool(cfg.get("use_rslora"))
     targets = cfg.get("target_modules") or []
     targets = [targets] if isinstance(targets, str) else sorted(targets)
@@ -90,12 +98,16 @@ def inspect_adapter(path: str | Path, *, base: str | None = None, max_lora_rank:
         check_compatible(ref, resolved, base_shapes(resolved))
         compatible = base
     return AdapterReport(
-        path=ref.path, r=r, max_rank=max_rank, alpha=alpha, use_rslora=rslora,
-        scaling=alpha / math.sqrt(r) if rslora else alpha / r, use_dora=dora, bias=bias,
+        path=ref.path, r=r, max_rank=max_rank, alpha=float(alpha), use_rslora=rslora,
+        scaling=float(alpha) / math.sqrt(r) if rslora else float(alpha) / r, use_dora=dora, bias=bias,
         target_modules=targets, modules_to_save=to_save, parameters=_parameters(ref), size_bytes=ref.weights.stat().st_size,
         base=str(cfg.get("base_model_name_or_path") or "?"), trained_by_evalkit=ref.train_record is not None,
         vllm_ok=not reasons, vllm_reasons=reasons, compatible_with=compatible,
     )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parameters(ref: AdapterRef) -> int:
@@ -134,8 +146,11 @@ def merge_adapter(path: str | Path, out: str | Path, *, base: str, quantize: str
             quantized ones (merging into 4-bit weights rounds the sum back to 4 bits).
 
     Raises:
-        AdapterError: the adapter does not fit the base, or the merged model cannot be saved.
+        AdapterError: a negative or non-finite ``tolerance``, the adapter does not fit the base, or the
+            merged model cannot be saved.
     """
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise AdapterError(f"--tolerance {tolerance}: must be a finite number >= 0 (the largest acceptable logit difference, e.g. 1e-3)")
     ref = resolve_adapter(str(path), allow_pickle=allow_pickle)
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():

@@ -7,6 +7,7 @@ to TRL, whose SFTConfig turns on bf16 and gradient checkpointing and caps length
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,8 @@ __all__ = ["LoraSpec", "QuantSpec", "TrainConfig", "TrainingSpec", "load_train_c
 class LoraSpec:
     r: int = 8
     alpha: float = 16
-    dropout: float = 0.05
+    dropout: float = 0.0
+    """peft's default. Dropout draws a random mask over every LoRA input: ~20% of a CPU training step here."""
     target_modules: str | list[str] = "all-linear"
     """``all-linear`` or a list of module names; every name must match a module of the base."""
     bias: Literal["none", "all", "lora_only"] = "none"
@@ -29,7 +31,9 @@ class LoraSpec:
     """Scale by alpha/√r instead of alpha/r (rank-stabilized LoRA)."""
     use_dora: bool = False
     modules_to_save: list[str] = field(default_factory=list)
+    """Modules trained in full and saved with the adapter (e.g. ``lm_head``); each must match a module."""
     init: str = "default"
+    """default, gaussian, pissa, olora or eva (a data pass); see ``train/lora_init.py``. loftq is refused."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,49 @@ class TrainConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in doc.items()}
 
 
+def _check_alternatives(doc: dict[str, Any], where: str) -> None:
+    """Fields the schema gives as alternatives (oneOf), whose schema messages would not say what to write."""
+    data = doc.get("data")
+    if isinstance(data, dict) and ("suite" in data) == ("path" in data):
+        raise TrainError(f"{where}: data: give exactly one of suite (a suite with train_data) or path (a JSONL file)")
+    lora = doc.get("lora")
+    targets = lora.get("target_modules") if isinstance(lora, dict) else None
+    if targets is not None and targets != "all-linear" and not isinstance(targets, list):
+        raise TrainError(f"{where}: lora.target_modules: {targets!r} must be all-linear or a list of module names, e.g. [q_proj, v_proj]")
+    training = doc.get("training")
+    checkpointing = training.get("gradient_checkpointing") if isinstance(training, dict) else None
+    if checkpointing is not None and checkpointing != "auto" and not isinstance(checkpointing, bool):
+        raise TrainError(f"{where}: training.gradient_checkpointing: {checkpointing!r} must be true, false or auto")
+    report_to = doc.get("report_to")
+    loggers = [report_to] if isinstance(report_to, str) else report_to
+    if report_to is not None and (not isinstance(loggers, list) or not all(isinstance(x, str) for x in loggers)
+                                  or not set(loggers) <= {"none", "tensorboard", "wandb"}
+                                  or (isinstance(report_to, list) and "none" in loggers)):
+        raise TrainError(f"{where}: report_to: {report_to!r} must be none, tensorboard, wandb or a list of tensorboard/wandb")
+
+
+def _check_finite(doc: Any, where: str, field: str = "") -> None:
+    """JSON Schema's bounds let YAML's .nan and .inf through (every comparison with NaN is false)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            _check_finite(value, where, f"{field}.{key}" if field else str(key))
+    elif isinstance(doc, float) and not math.isfinite(doc):
+        raise TrainError(f"{where}: {field}: {doc} is not a finite number; give a number")
+
+
+# Fields the schema declares integer: YAML's 8.0 passes as one but peft and torch want an int.
+_INTEGERS = {"data": ("limit",), "lora": ("r",),
+             "training": ("max_steps", "batch_size", "grad_accum", "max_length", "seed", "logging_steps", "save_steps")}
+
+
+def _whole_numbers(doc: dict[str, Any]) -> dict[str, Any]:
+    out = dict(doc)
+    for section, keys in _INTEGERS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: (int(v) if k in keys else v) for k, v in out[section].items()}
+    return out
+
+
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read and validate a training config.
 
@@ -97,13 +144,24 @@ def load_train_config(path: str | Path) -> TrainConfig:
         TrainError: malformed YAML or a schema violation, naming the file and field.
     """
     path = Path(path)
+    if path.is_dir():
+        raise TrainError(f"{path}: is a folder; give the training config's YAML file")
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrainError(f"{path}: not valid UTF-8 (byte {exc.start + 1}); save the config as UTF-8") from None
+    except OSError:
+        pass  # load_yaml names a missing or unreadable file
     try:
         doc = load_yaml(path, SuiteError)
     except SuiteError as exc:
         raise TrainError(str(exc)) from exc
     if not isinstance(doc, dict):
         raise TrainError(f"{path}: a training config must be a YAML mapping with data and output_dir")
+    _check_alternatives(doc, str(path))
     validate_against(doc, package_schema("train.schema.json"), str(path), TrainError)
+    _check_finite(doc, str(path))
+    doc = _whole_numbers(doc)
     base_dir = path.parent.resolve()
     data = doc["data"]
     report_to = doc.get("report_to", "none")

@@ -21,7 +21,7 @@ PARSER_CASES = [
     ("validate-without-suite", ("validate",), ("suite", "required")),
     ("validate-two-suites", ("validate", "a.yaml", "b.yaml"), ("b.yaml", "unrecognized")),
     ("validate-option-typo", ("validate", "a.yaml", "--allow-netwrok"), ("--allow-netwrok",)),
-    ("run-without-suite", ("run",), ("suite", "required")),
+    ("run-without-suite", ("run",), ("suite file", "--forgetting-only")),
     ("run-adapter-without-value", ("run", "s.yaml", "--adapter"), ("--adapter", "expected one argument")),
     ("report-without-run", ("report",), ("run_dir", "required")),
     ("report-format-unknown", ("report", "runs/x", "--format", "pdf"), ("--format", "'pdf'", "md")),

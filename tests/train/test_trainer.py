@@ -171,3 +171,38 @@ def test_a_container_module_in_target_modules_is_refused_before_training(write_c
     """Regression: `mlp` matched as a name suffix, then peft raised inside SFTTrainer with a traceback."""
     with pytest.raises(TrainError, match="'mlp' match no module"):
         train(load_train_config(write_config(targets="[q_proj, mlp]")))
+
+
+def test_overwrite_keeps_the_old_adapter_until_the_new_one_is_saved(write_config):
+    config = load_train_config(write_config(steps=2))
+    train(config)
+    weights = config.output_dir / "adapter_model.safetensors"
+    old = weights.read_bytes()
+    with pytest.raises(TrainError, match="finished adapter"):
+        train(config)
+
+    def crash(step, total, loss):
+        raise KeyboardInterrupt  # the new run dies mid-training
+
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(config, training=replace(config.training, learning_rate=5e-3)), overwrite=True, events=TrainEvents(step=crash))
+    assert weights.read_bytes() == old
+    result = train(replace(config, training=replace(config.training, learning_rate=5e-3)), overwrite=True)
+    assert result.adapter_dir == config.output_dir and weights.read_bytes() != old
+    assert json.loads((config.output_dir / "evalkit-train.json").read_text())["config"]["training"]["learning_rate"] == 5e-3
+    assert sorted(p.name for p in config.output_dir.parent.iterdir()) == ["adapter"]  # no staging folder left
+
+
+def test_a_run_shorter_than_the_logging_interval_still_records_its_final_loss(write_config):
+    config = load_train_config(write_config(steps=2))
+    result = train(replace(config, training=replace(config.training, logging_steps=5)))
+    assert [point["step"] for point in result.loss_curve] == [2]
+    assert result.final_loss is not None and result.final_loss > 0
+
+
+def test_qlora_trainable_share_counts_real_parameters_not_packed_4bit_storage(write_config, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    full = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
+    result = train(load_train_config(write_config(steps=1, extra="quantization:\n  mode: nf4\n  compute_dtype: float32")))
+    assert result.total == full + result.trainable
