@@ -151,6 +151,7 @@ def main() -> None:
             row["wall_s"] = time.perf_counter() - t0
             row["rate"] = row["tokens"] / row["train_s"]
             runs[name].append(row)
+            print(f"  [{rep + 1}/{args.repeat}] {name}: {row['rate']:.1f} tokens/s, mean loss {row['mean_loss']:.3f}", flush=True)
     print(f"incident-triage, {args.examples} examples, {args.steps} optimizer steps × batch {config.training.batch_size}, "
           f"embedded SmolLM2-135M, LoRA r={config.lora.r} dropout {config.lora.dropout:g} in every arm, {os.cpu_count()} CPUs, "
           f"medians of {args.repeat}")
