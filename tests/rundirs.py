@@ -54,7 +54,8 @@ def add_forgetting(path: Path, panel: str, base: list[bool], adapter: list[bool]
     import json
 
     from evalkit.forgetting.panels import load_panel
-    from evalkit.forgetting.scoring import ChoiceScore, ItemResult
+    from evalkit.forgetting.scoring import ItemResult
+    from evalkit.models.base import LoglikelihoodResult
     from evalkit.forgetting.spec import DriftSpec, ForgettingSpec, PanelSpec
     from evalkit.forgetting.stage import Prepared, summarize_forgetting
     from evalkit.models.base import PassageDrift
@@ -68,7 +69,7 @@ def add_forgetting(path: Path, panel: str, base: list[bool], adapter: list[bool]
     for arm_name, right in (("base", base), (arm, adapter)):
         for it, ok in zip(items, right):
             pred = it.gold if ok else (it.gold + 1) % len(it.choices)
-            choices = tuple(ChoiceScore(-1.0 if k == pred else -9.0, 1, False) for k in range(len(it.choices)))
+            choices = tuple(LoglikelihoodResult(-1.0 if k == pred else -9.0, False, 1) for k in range(len(it.choices)))
             results.append(ItemResult(it, arm_name, choices, pred, pred, cached=False))
     drifts = {arm: [("p0", PassageDrift(10, 10 * mean_kl, mean_kl, 10)), ("p1", PassageDrift(10, 10 * mean_kl, mean_kl, 9))]} if mean_kl is not None else {}
     fs = summarize_forgetting(prepared, results, drifts, ["base", arm], n_resamples=2000)

@@ -29,7 +29,7 @@ from evalkit.cache import GenerationCache, cache_key
 from evalkit.forgetting.panels import MCItem
 from evalkit.models.base import Backend, LoglikelihoodRequest, LoglikelihoodResult
 
-__all__ = ["ChoiceScore", "ItemResult", "mc_metrics", "score_items"]
+__all__ = ["ItemResult", "mc_metrics", "score_items"]
 
 ITEMS_PER_CALL = 32
 """Items per backend call (and per cache commit): all choices of an item go to one call."""
@@ -39,21 +39,12 @@ _KIND = {"task": "loglikelihood"}
 
 
 @dataclass(frozen=True)
-class ChoiceScore:
-    """One choice of one item in one arm."""
-
-    logprob: float
-    tokens: int
-    is_greedy: bool
-
-
-@dataclass(frozen=True)
 class ItemResult:
     """One item in one arm: every choice's log-likelihood and the item's metrics."""
 
     item: MCItem
     arm: str
-    choices: tuple[ChoiceScore, ...]
+    choices: tuple[LoglikelihoodResult, ...]
     pred: int
     """argmax of the log-likelihoods."""
     pred_norm: int
@@ -115,7 +106,7 @@ def score_items(
             progress(len(done) + start + len(chunk), len(items))
     results = []
     for it in items:
-        scores = tuple(ChoiceScore(**hits[k]) for k in keys[it.id])
+        scores = tuple(LoglikelihoodResult(**hits[k]) for k in keys[it.id])
         pred, pred_norm, _, _ = mc_metrics([s.logprob for s in scores], it.choices, it.gold)
         results.append(ItemResult(it, arm, scores, pred, pred_norm, cached=it.id in done))
     return results, computed
