@@ -52,12 +52,14 @@ def headline(summary: Summary) -> str:
             parts.append("worse on " + ", ".join(worse))
         if not parts and scored:
             parts.append("no significant difference on any scored metric" if unscored else "no significant difference on any metric")
+        if parts:
+            parts[-1] += " (Holm-adjusted p < 0.05)"
         same = len(scored) - len(better) - len(worse)
         if (better or worse) and same:
             parts.append(f"{same} of {len(scored)} unchanged within noise")
         if unscored:
             parts.append(f"**not scored**: {', '.join(unscored)} (every item errored in an arm; no verdict)")
-        lines.append(f"**{arm}** vs {summary.reference}: " + "; ".join(parts) + (" (Holm-adjusted p < 0.05)." if scored else "."))
+        lines.append(f"**{arm}** vs {summary.reference}: " + "; ".join(parts) + ".")
     return "\n".join(lines)
 
 
