@@ -55,9 +55,7 @@ class HFBackend:
 
     def __init__(self, base: ResolvedModel, adapters: Sequence[AdapterRef] = (), options: LoadOptions = LoadOptions(),
                  *, merge_adapters: bool = False) -> None:
-        if merge_adapters and options.quantize != "none":
-            raise ModelError(f"--merge-adapters cannot be used with --quantize {options.quantize}: merging into quantized weights "
-                             f"rounds the adapter away; drop one of the two")
+        _refuse_merge_on_quantized(merge_adapters, options)
         self.base = base
         self.adapters = tuple(adapters)
         self.options = options
@@ -329,9 +327,16 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
     return context_ids, whole[len(context_ids) :]
 
 
+def _refuse_merge_on_quantized(merge_adapters: bool, options: LoadOptions) -> None:
+    if merge_adapters and options.quantize != "none":
+        raise ModelError(f"--merge-adapters cannot be used with --quantize {options.quantize}: merging into quantized weights "
+                         f"rounds the adapter away; drop one of the two")
+
+
 @backend("hf", description="transformers + peft in this process: one base load, adapters switched per arm")
 def hf_backend(base: str, adapters: Sequence[str], options: BackendOptions) -> HFBackend:
     refuse_options("hf", options)
+    _refuse_merge_on_quantized(options.merge_adapters, options.load)  # before resolving (and converting) the base
     model, refs = resolve_local(base, adapters, options)
     return HFBackend(model, refs, options.load, merge_adapters=options.merge_adapters)
 
