@@ -7,12 +7,16 @@ running to the suite's max_new_tokens) through, in turn, round after round so th
 hits every variant alike:
 
 - ``generate``: transformers' ``generate`` (the path before the fast greedy loop), base arm;
-- ``fast``: :func:`evalkit.models.greedy.greedy_generate`, base arm;
+- ``fast stock``: :func:`evalkit.models.greedy.greedy_generate` with PyTorch's stock linear
+  kernel in decode steps, base arm;
+- ``fast``: the same with packed decode weights (:mod:`evalkit.models.packed`; what
+  ``evalkit run`` does on CPU), base arm;
 - ``fast adapter``: the same on the unmerged adapter arm;
 - ``fast merged``: the same on the adapter merged into the weights (``--merge-adapters``).
 
 Prints seconds per generated token (median over rounds), each as a ratio to ``fast`` base,
-and whether merged and unmerged adapter tokens agree. (Text identity of the fast loop against
+whether packed and stock kernels give the same tokens, and whether merged and unmerged
+adapter tokens agree. (Text identity of the fast loop against
 ``generate`` and lm-evaluation-harness is what tests/models/test_greedy.py and bench_vs_lmeval.py check.)
 """
 
@@ -66,9 +70,12 @@ def main() -> None:
     ids = plain.tokenizer([r.prompt for r in reqs], add_special_tokens=False).input_ids
     pad = plain.tokenizer.pad_token_id
 
-    def fast(backend, arm: str) -> list[list[int]]:
+    from contextlib import nullcontext
+
+    def fast(backend, arm: str, packed: bool = True) -> list[list[int]]:
+        kernels = backend._decode_kernels() if packed else nullcontext
         with backend.arm(arm) as model:
-            return greedy_generate(model, ids, max_new_tokens=n_new, stop_ids=[], pad_id=pad)
+            return greedy_generate(model, ids, max_new_tokens=n_new, stop_ids=[], pad_id=pad, decode_kernels=kernels)
 
     def hf_generate() -> list[list[int]]:
         enc = plain.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
@@ -78,6 +85,7 @@ def main() -> None:
 
     variants = {
         "generate": hf_generate,
+        "fast stock": lambda: fast(plain, "base", packed=False),
         "fast": lambda: fast(plain, "base"),
         "fast adapter": lambda: fast(plain, "adapter"),
         "fast merged": lambda: fast(merged, "adapter"),
@@ -101,6 +109,8 @@ def main() -> None:
         m = statistics.median(ts)
         print(f"{name:<14} {m * 1e3:9.2f} {1 / m:7.1f} {m / ref:11.2f}×")
     n = len(reqs)
+    same_kernels = sum(a == b for a, b in zip(outputs["fast"], outputs["fast stock"]))
+    print(f"packed == stock kernels (base, {n_new} tokens per row, no stop): {same_kernels}/{n} rows")
     same = sum(a == b for a, b in zip(outputs["fast merged"], outputs["fast adapter"]))
     print(f"merged == unmerged (adapter, {n_new} tokens per row, no stop): {same}/{n} rows")
     print(f"adapter/base per token: unmerged {statistics.median(times['fast adapter']) / ref:.2f}, "

@@ -29,7 +29,8 @@ Layout of one batch in the cache (``P`` shared prefix, ``S`` longest suffix)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -149,6 +150,7 @@ def greedy_generate(
     device: str | torch.device = "cpu",
     share_prefix: bool = True,
     drop_finished: bool = True,
+    decode_kernels: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> list[list[int]]:
     """Greedy completions of ``prompts`` (token ids), each cut after its first stop id.
 
@@ -159,6 +161,8 @@ def greedy_generate(
         stop_ids: a row ends at the first of these (it is kept in the row's output).
         share_prefix: run the prompts' common token prefix once for the batch.
         drop_finished: remove rows from the batch once they have stopped.
+        decode_kernels: a context entered around each one-token decode step (not the
+            prompt's prefill), e.g. :meth:`evalkit.models.packed.PackedLinears.decoding`.
 
     Returns:
         The generated ids per prompt, in input order.
@@ -222,7 +226,8 @@ def greedy_generate(
         # Rows that ended but stay in the batch (too few to compact) keep computing; nothing reads their tokens.
         mask[:, length] = 1
         length += 1
-        logits = model(input_ids=tokens[:, None], attention_mask=mask[:, :length], position_ids=next_pos,
-                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        with decode_kernels():
+            logits = model(input_ids=tokens[:, None], attention_mask=mask[:, :length], position_ids=next_pos,
+                           past_key_values=cache, use_cache=True, logits_to_keep=1).logits
         next_pos = next_pos + 1
     return out

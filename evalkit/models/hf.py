@@ -11,7 +11,7 @@ padding, one forward pass per batch, longest first).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from evalkit._util import first_line, sha256_text
@@ -65,6 +65,9 @@ class HFBackend:
         self.capabilities = frozenset({"generate", "loglikelihood", "kl_drift"})
         self.fast_greedy = True
         """Greedy generation through :func:`evalkit.models.greedy.greedy_generate` (False: transformers' ``generate``)."""
+        self.packed_decode = _packing_applies(self.device, options)
+        """The fast loop's decode steps use oneDNN-packed weights (:mod:`evalkit.models.packed`): on CPU, float32, unquantized."""
+        self._packed: Any = None  # packed.PackedLinears, made on the first fast greedy call
         self._fast_supported: bool | None = None
         self._merged: Any = None  # lora_merge.MergedArms once the model is loaded, with merge_adapters
         self._model: Any = None
@@ -163,7 +166,7 @@ class HFBackend:
             prompts = tok([r.prompt for r in requests], add_special_tokens=False).input_ids
             with self.arm(arm) as model:
                 rows = greedy_generate(model, prompts, max_new_tokens=int(decoding["max_new_tokens"]), stop_ids=self._stop_ids(),
-                                       pad_id=tok.pad_token_id, device=self.device)
+                                       pad_id=tok.pad_token_id, device=self.device, decode_kernels=self._decode_kernels())
             return [BackendOutput(text=tok.decode(row, skip_special_tokens=True).strip(), prompt_tokens=len(p), completion_tokens=len(row))
                     for p, row in zip(prompts, rows)]
         return self._generate_hf(requests, arm, decoding)
@@ -177,6 +180,19 @@ class HFBackend:
 
             self._fast_supported = supports_fast_greedy(self.model)
         return self._fast_supported
+
+    def _decode_kernels(self) -> Any:
+        """The context the fast loop's decode steps run in: packed weights where they apply."""
+        if not self.packed_decode:
+            return nullcontext
+        if self._packed is None:
+            from evalkit.models.packed import PackedLinears, fits_in_memory
+
+            if not fits_in_memory(self.model):
+                self.packed_decode = False
+                return nullcontext
+            self._packed = PackedLinears(self.model)
+        return self._packed.decoding
 
     def _generate_hf(self, requests: Sequence[GenerateRequest], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
         """transformers' ``generate``: sampling, and models or options the fast greedy loop does not cover."""
@@ -293,6 +309,7 @@ class HFBackend:
 
     def close(self) -> None:
         self._model = None
+        self._packed = None
         self._merged = None
 
 
@@ -325,6 +342,15 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
     whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
     context_ids = tokenizer(context, add_special_tokens=False).input_ids
     return context_ids, whole[len(context_ids) :]
+
+
+def _packing_applies(device: str, options: LoadOptions) -> bool:
+    """Packed decode weights on CPU for unquantized float32 models (and, checked once loaded, a copy that fits in RAM)."""
+    if device != "cpu" or options.dtype != "float32" or options.quantize != "none":
+        return False
+    from evalkit.models.packed import packing_available
+
+    return packing_available()
 
 
 def _refuse_merge_on_quantized(merge_adapters: bool, options: LoadOptions) -> None:

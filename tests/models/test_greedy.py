@@ -1,4 +1,4 @@
-"""The fast greedy loop (evalkit/models/greedy.py) produces transformers' ``generate`` texts, token for token."""
+"""The fast greedy loop (evalkit/models/greedy.py), with or without packed decode weights, produces transformers' ``generate`` texts, token for token."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from tests.conftest import REPORTS
 torch = pytest.importorskip("torch")
 
 from evalkit.models.greedy import common_prefix_length, greedy_generate, supports_fast_greedy  # noqa: E402
+from evalkit.models.packed import PackedLinears, packing_available  # noqa: E402
+
+needs_packing = pytest.mark.skipif(not packing_available(), reason="this torch build has no oneDNN linear packing")
 
 
 def _prompts(tokenizer, n: int) -> list[list[int]]:
@@ -189,3 +192,65 @@ def test_fast_path_works_after_the_model_loaded_inside_inference_mode(tiny_model
     msgs = ({"role": "user", "content": "hi"},)
     outs = [be.generate([GenerateRequest(messages=msgs, prompt=be.render(msgs))], arm, {"max_new_tokens": 4}) for arm in ("base", "a", "base")]
     assert all(1 <= o[0].completion_tokens <= 4 for o in outs)
+
+
+# Packed decode weights (evalkit/models/packed.py): the same text as generate, fresh after in-place weight changes.
+
+
+@needs_packing
+@pytest.mark.parametrize("batch_size", [1, 5, 12])
+def test_packed_decode_matches_generate(tiny, stopping, reference, batch_size):
+    model, tok = tiny
+    prompts, stops, _ = stopping
+    packed = PackedLinears(model)
+    try:
+        got = _fast(model, prompts, batch_size, 16, stops, tok.pad_token_id, decode_kernels=packed.decoding)
+    finally:
+        packed.remove()
+    assert got == reference(batch_size)
+
+
+@needs_packing
+def test_packed_decode_matches_generate_on_an_adapter(tiny_model, tiny_adapter, stopping):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from evalkit.models.hf import load_tokenizer
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model.path), str(tiny_adapter)).eval()
+    tok = load_tokenizer(tiny_model)
+    prompts, stops, _ = stopping
+    packed = PackedLinears(model)
+    got = _fast(model, prompts, 5, 16, stops, tok.pad_token_id, decode_kernels=packed.decoding)
+    assert got == _hf_generate(model, tok, prompts, 5, 16, stops)
+
+
+@needs_packing
+def test_packed_weights_only_inside_decoding_and_repacked_after_an_in_place_change():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 96)
+    x = torch.randn(16, 1, 64)
+    packed = PackedLinears(layer)
+    with torch.inference_mode():
+        assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))  # outside: the stock kernel
+        with packed.decoding():
+            torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # as --merge-adapters changes weights between arms
+    with torch.inference_mode(), packed.decoding():
+        torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    packed.remove()
+    assert "forward" not in vars(layer)
+
+
+@needs_packing
+def test_backend_packs_on_cpu_float32_only(tiny_model):
+    from evalkit.models import LoadOptions
+    from evalkit.models.base import GenerateRequest
+    from evalkit.models.hf import HFBackend
+
+    be = HFBackend(tiny_model, options=LoadOptions(device="cpu"))
+    msgs = ({"role": "user", "content": "hi"},)
+    be.generate([GenerateRequest(messages=msgs, prompt=be.render(msgs))], "base", {"max_new_tokens": 3})
+    assert be.packed_decode and be._packed is not None
+    assert not HFBackend(tiny_model, options=LoadOptions(device="cpu", dtype="bfloat16")).packed_decode
