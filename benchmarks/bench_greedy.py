@@ -8,8 +8,8 @@ hits every variant alike:
 
 - ``generate``: transformers' ``generate`` (the path before the fast greedy loop), base arm;
 - ``fast stock``: :func:`evalkit.models.greedy.greedy_generate` with PyTorch's stock linear
-  kernel in decode steps, base arm;
-- ``fast``: the same with packed decode weights (:mod:`evalkit.models.packed`; what
+  kernel, base arm;
+- ``fast``: the same with packed weights (:mod:`evalkit.models.packed`; what
   ``evalkit run`` does on CPU), base arm;
 - ``fast adapter``: the same on the unmerged adapter arm;
 - ``fast merged``: the same on the adapter merged into the weights (``--merge-adapters``).
@@ -73,9 +73,9 @@ def main() -> None:
     from contextlib import nullcontext
 
     def fast(backend, arm: str, packed: bool = True) -> list[list[int]]:
-        kernels = backend._decode_kernels() if packed else nullcontext
+        kernels = backend._greedy_kernels() if packed else nullcontext
         with backend.arm(arm) as model:
-            return greedy_generate(model, ids, max_new_tokens=n_new, stop_ids=[], pad_id=pad, decode_kernels=kernels)
+            return greedy_generate(model, ids, max_new_tokens=n_new, stop_ids=[], pad_id=pad, kernels=kernels)
 
     def hf_generate() -> list[list[int]]:
         enc = plain.tokenizer.pad({"input_ids": ids}, return_tensors="pt")

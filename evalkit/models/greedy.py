@@ -150,7 +150,7 @@ def greedy_generate(
     device: str | torch.device = "cpu",
     share_prefix: bool = True,
     drop_finished: bool = True,
-    decode_kernels: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    kernels: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> list[list[int]]:
     """Greedy completions of ``prompts`` (token ids), each cut after its first stop id.
 
@@ -161,8 +161,8 @@ def greedy_generate(
         stop_ids: a row ends at the first of these (it is kept in the row's output).
         share_prefix: run the prompts' common token prefix once for the batch.
         drop_finished: remove rows from the batch once they have stopped.
-        decode_kernels: a context entered around each one-token decode step (not the
-            prompt's prefill), e.g. :meth:`evalkit.models.packed.PackedLinears.decoding`.
+        kernels: a context entered around each forward pass of the loop, e.g.
+            :meth:`evalkit.models.packed.PackedLinears.enabled`.
 
     Returns:
         The generated ids per prompt, in input order.
@@ -181,8 +181,9 @@ def greedy_generate(
 
     if prefix:
         ids = torch.tensor([list(prompts[0][:prefix])], dtype=torch.long, device=device)
-        model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(prefix, device=device)[None],
-              past_key_values=cache, use_cache=True, logits_to_keep=1)
+        with kernels():
+            model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(prefix, device=device)[None],
+                  past_key_values=cache, use_cache=True, logits_to_keep=1)
         for layer in layers:
             layer.broadcast_rows(rows)
 
@@ -195,8 +196,9 @@ def greedy_generate(
         mask[r, prefix + width - len(s) : prefix + width] = 1
     length = prefix + width
     positions = (mask[:, :length].cumsum(-1) - 1).masked_fill(mask[:, :length] == 0, 0)
-    logits = model(input_ids=ids, attention_mask=mask[:, :length], position_ids=positions[:, prefix:],
-                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+    with kernels():
+        logits = model(input_ids=ids, attention_mask=mask[:, :length], position_ids=positions[:, prefix:],
+                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits
     next_pos = positions[:, -1:] + 1  # (rows, 1)
 
     stop = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
@@ -226,7 +228,7 @@ def greedy_generate(
         # Rows that ended but stay in the batch (too few to compact) keep computing; nothing reads their tokens.
         mask[:, length] = 1
         length += 1
-        with decode_kernels():
+        with kernels():
             logits = model(input_ids=tokens[:, None], attention_mask=mask[:, :length], position_ids=next_pos,
                            past_key_values=cache, use_cache=True, logits_to_keep=1).logits
         next_pos = next_pos + 1

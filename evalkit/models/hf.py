@@ -65,8 +65,8 @@ class HFBackend:
         self.capabilities = frozenset({"generate", "loglikelihood", "kl_drift"})
         self.fast_greedy = True
         """Greedy generation through :func:`evalkit.models.greedy.greedy_generate` (False: transformers' ``generate``)."""
-        self.packed_decode = _packing_applies(self.device, options)
-        """The fast loop's decode steps use oneDNN-packed weights (:mod:`evalkit.models.packed`): on CPU, float32, unquantized."""
+        self.packed_weights = _packing_applies(self.device, options)
+        """The fast loop runs on oneDNN-packed weights (:mod:`evalkit.models.packed`): on CPU, float32, unquantized."""
         self._packed: Any = None  # packed.PackedLinears, made on the first fast greedy call
         self._fast_supported: bool | None = None
         self._merged: Any = None  # lora_merge.MergedArms once the model is loaded, with merge_adapters
@@ -166,7 +166,7 @@ class HFBackend:
             prompts = tok([r.prompt for r in requests], add_special_tokens=False).input_ids
             with self.arm(arm) as model:
                 rows = greedy_generate(model, prompts, max_new_tokens=int(decoding["max_new_tokens"]), stop_ids=self._stop_ids(),
-                                       pad_id=tok.pad_token_id, device=self.device, decode_kernels=self._decode_kernels())
+                                       pad_id=tok.pad_token_id, device=self.device, kernels=self._greedy_kernels())
             return [BackendOutput(text=tok.decode(row, skip_special_tokens=True).strip(), prompt_tokens=len(p), completion_tokens=len(row))
                     for p, row in zip(prompts, rows)]
         return self._generate_hf(requests, arm, decoding)
@@ -181,18 +181,18 @@ class HFBackend:
             self._fast_supported = supports_fast_greedy(self.model)
         return self._fast_supported
 
-    def _decode_kernels(self) -> Any:
-        """The context the fast loop's decode steps run in: packed weights where they apply."""
-        if not self.packed_decode:
+    def _greedy_kernels(self) -> Any:
+        """The context the fast loop's forward passes run in: packed weights where they apply."""
+        if not self.packed_weights:
             return nullcontext
         if self._packed is None:
             from evalkit.models.packed import PackedLinears, fits_in_memory
 
             if not fits_in_memory(self.model):
-                self.packed_decode = False
+                self.packed_weights = False
                 return nullcontext
             self._packed = PackedLinears(self.model)
-        return self._packed.decoding
+        return self._packed.enabled
 
     def _generate_hf(self, requests: Sequence[GenerateRequest], arm: str, decoding: dict[str, Any]) -> list[BackendOutput]:
         """transformers' ``generate``: sampling, and models or options the fast greedy loop does not cover."""
@@ -345,7 +345,7 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
 
 
 def _packing_applies(device: str, options: LoadOptions) -> bool:
-    """Packed decode weights on CPU for unquantized float32 models (and, checked once loaded, a copy that fits in RAM)."""
+    """Packed weights on CPU for unquantized float32 models (and, checked once loaded, a copy that fits in RAM)."""
     if device != "cpu" or options.dtype != "float32" or options.quantize != "none":
         return False
     from evalkit.models.packed import packing_available

@@ -1,21 +1,23 @@
-"""oneDNN-prepacked weights for the decode steps of greedy generation on CPU.
+"""oneDNN-prepacked weights for the fast greedy loop on CPU.
 
-A decode step multiplies a few rows (one new token per sequence) by every weight matrix of
-the model. PyTorch's default CPU kernel (MKL ``sgemm``) repacks the weight matrix into its
-blocked layout on every call; with 16 rows that repacking, streamed from main memory, costs
-as much as the arithmetic (67 GFLOP/s for SmolLM2's MLP shapes here, against 137 for the
-same product on a weight packed once). :class:`PackedLinears` keeps a oneDNN-packed copy of
-each ``nn.Linear`` weight and, only while :meth:`PackedLinears.decoding` is active, computes
-the layer with ``torch.ops.mkldnn._linear_pointwise`` on that copy; prefill, log-likelihoods
-and everything else keep the stock kernel.
+PyTorch's default CPU kernel for ``nn.Linear`` (MKL ``sgemm``) repacks the weight matrix into
+its blocked layout on every call. In a decode step (one new token for each of 16 rows) that
+repacking, streamed from main memory, costs as much as the arithmetic: 67 GFLOP/s for
+SmolLM2's MLP shapes here, against 137 for the same product on a weight packed once; in a
+prompt's prefill (16 × 124 tokens) packing still buys 1.1-1.3×. :class:`PackedLinears` keeps a
+oneDNN-packed copy of each ``nn.Linear`` weight and, only inside :meth:`PackedLinears.enabled`
+(which :func:`evalkit.models.greedy.greedy_generate` enters around its forward passes),
+computes the layer with ``torch.ops.mkldnn._linear_pointwise`` on that copy. Log-likelihoods,
+KL drift and ``generate`` keep the stock kernel.
 
 The packed product sums in another order than MKL's, so values differ in the last bits, as
 they do between batch sizes; greedy float32 text does not see it (``tests/models/test_greedy.py``
 compares with ``generate``, ``benchmarks/bench_vs_lmeval.py`` with lm-evaluation-harness).
 A weight changed in place after packing (``--merge-adapters`` swaps arms that way) is packed
-again on its next decode call: each copy remembers the weight's version counter.
+again on its next use: each copy remembers the weight's version counter.
 
-The cost is a second copy of the dense weights (0.5 GB for SmolLM2-135M in float32).
+The cost is a second copy of the dense weights (0.5 GB for SmolLM2-135M in float32); a model
+whose copy would take more than a quarter of the RAM is not packed.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["PackedLinears", "packing_available"]
+__all__ = ["PackedLinears", "fits_in_memory", "packing_available"]
 
 ROWS_HINT = 16
-"""Batch size oneDNN tunes the packed layout for; decode steps run 1-64 rows."""
+"""Rows oneDNN tunes the packed layout for (a decode step's batch); prefill shapes run as fast with it."""
 
 MEMORY_SHARE = 0.25
 """Pack only when the packed copy takes at most this share of the machine's RAM."""
@@ -57,7 +59,7 @@ def _linears(model: torch.nn.Module) -> list[torch.nn.Linear]:
 
 
 class PackedLinears:
-    """Packed copies of a float32 CPU model's ``nn.Linear`` weights, used inside :meth:`decoding`."""
+    """Packed copies of a float32 CPU model's ``nn.Linear`` weights, used inside :meth:`enabled`."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.active = False
@@ -67,7 +69,7 @@ class PackedLinears:
             module.forward = _packed_forward(self, module, module.forward)
 
     @contextmanager
-    def decoding(self) -> Iterator[None]:
+    def enabled(self) -> Iterator[None]:
         """Linear layers use their packed weights inside this block."""
         self.active = True
         try:

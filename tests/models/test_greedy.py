@@ -1,4 +1,4 @@
-"""The fast greedy loop (evalkit/models/greedy.py), with or without packed decode weights, produces transformers' ``generate`` texts, token for token."""
+"""The fast greedy loop (evalkit/models/greedy.py), with or without packed weights, produces transformers' ``generate`` texts, token for token."""
 
 from __future__ import annotations
 
@@ -194,24 +194,24 @@ def test_fast_path_works_after_the_model_loaded_inside_inference_mode(tiny_model
     assert all(1 <= o[0].completion_tokens <= 4 for o in outs)
 
 
-# Packed decode weights (evalkit/models/packed.py): the same text as generate, fresh after in-place weight changes.
+# Packed weights (evalkit/models/packed.py): the same text as generate, fresh after in-place weight changes.
 
 
 @needs_packing
 @pytest.mark.parametrize("batch_size", [1, 5, 12])
-def test_packed_decode_matches_generate(tiny, stopping, reference, batch_size):
+def test_packed_weights_matches_generate(tiny, stopping, reference, batch_size):
     model, tok = tiny
     prompts, stops, _ = stopping
     packed = PackedLinears(model)
     try:
-        got = _fast(model, prompts, batch_size, 16, stops, tok.pad_token_id, decode_kernels=packed.decoding)
+        got = _fast(model, prompts, batch_size, 16, stops, tok.pad_token_id, kernels=packed.enabled)
     finally:
         packed.remove()
     assert got == reference(batch_size)
 
 
 @needs_packing
-def test_packed_decode_matches_generate_on_an_adapter(tiny_model, tiny_adapter, stopping):
+def test_packed_weights_matches_generate_on_an_adapter(tiny_model, tiny_adapter, stopping):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -221,23 +221,23 @@ def test_packed_decode_matches_generate_on_an_adapter(tiny_model, tiny_adapter, 
     tok = load_tokenizer(tiny_model)
     prompts, stops, _ = stopping
     packed = PackedLinears(model)
-    got = _fast(model, prompts, 5, 16, stops, tok.pad_token_id, decode_kernels=packed.decoding)
+    got = _fast(model, prompts, 5, 16, stops, tok.pad_token_id, kernels=packed.enabled)
     assert got == _hf_generate(model, tok, prompts, 5, 16, stops)
 
 
 @needs_packing
-def test_packed_weights_only_inside_decoding_and_repacked_after_an_in_place_change():
+def test_packed_weights_only_inside_enabled_and_repacked_after_an_in_place_change():
     torch.manual_seed(0)
     layer = torch.nn.Linear(64, 96)
     x = torch.randn(16, 1, 64)
     packed = PackedLinears(layer)
     with torch.inference_mode():
         assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))  # outside: the stock kernel
-        with packed.decoding():
+        with packed.enabled():
             torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
     with torch.no_grad():
         layer.weight.mul_(2.0)  # as --merge-adapters changes weights between arms
-    with torch.inference_mode(), packed.decoding():
+    with torch.inference_mode(), packed.enabled():
         torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
     packed.remove()
     assert "forward" not in vars(layer)
@@ -252,5 +252,5 @@ def test_backend_packs_on_cpu_float32_only(tiny_model):
     be = HFBackend(tiny_model, options=LoadOptions(device="cpu"))
     msgs = ({"role": "user", "content": "hi"},)
     be.generate([GenerateRequest(messages=msgs, prompt=be.render(msgs))], "base", {"max_new_tokens": 3})
-    assert be.packed_decode and be._packed is not None
-    assert not HFBackend(tiny_model, options=LoadOptions(device="cpu", dtype="bfloat16")).packed_decode
+    assert be.packed_weights and be._packed is not None
+    assert not HFBackend(tiny_model, options=LoadOptions(device="cpu", dtype="bfloat16")).packed_weights
