@@ -293,10 +293,12 @@ class HFBackend:
                     ids[row, : len(encoded[i])] = torch.tensor(encoded[i], dtype=torch.long)
                 ids = ids.to(self.device)
                 # Right padding: positions past a row's end are never looked at by its real tokens (causal).
-                with self.arm("base") as model:
-                    ref = torch.log_softmax(model(ids).logits.float(), dim=-1)  # (batch, width, vocab)
-                with self.arm(arm) as model:
-                    new = torch.log_softmax(model(ids).logits.float(), dim=-1)
+                # Arms alternate in order from batch to batch, so a merged model switches once per batch, not twice.
+                logp = {}
+                for a in (("base", arm) if start // batch_size % 2 == 0 else (arm, "base")):
+                    with self.arm(a) as model:
+                        logp[a] = torch.log_softmax(model(ids).logits.float(), dim=-1)  # (batch, width, vocab)
+                ref, new = logp["base"], logp[arm]
                 # KL(P‖Q) = Σ_v P(v) (log P(v) − log Q(v)); clamp: rounding can make a ~0 value slightly negative
                 kl = (ref.exp() * (ref - new)).sum(dim=-1).clamp_min(0.0).cpu()  # (batch, width)
                 agree = (ref.argmax(dim=-1) == new.argmax(dim=-1)).cpu()

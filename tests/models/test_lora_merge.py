@@ -92,6 +92,17 @@ def test_merged_logits_close_to_unmerged(merged, unmerged):
     assert torch.allclose(a, b, atol=1e-4, rtol=0)
 
 
+def test_kl_drift_on_merged_arms_equals_unmerged(merged, unmerged):
+    """Batches alternate the arm order (one switch per batch); every batch still compares base with the adapter."""
+    texts = [REPORTS[i % len(REPORTS)] * (1 + i % 3) for i in range(7)]
+    got = merged.kl_drift(texts, "two", batch_size=2)
+    want = unmerged.kl_drift(texts, "two", batch_size=2)
+    assert [d.tokens for d in got] == [d.tokens for d in want]
+    assert all(d.kl_sum > 0 for d in want)
+    for g, w in zip(got, want):
+        assert g.kl_sum == pytest.approx(w.kl_sum, rel=1e-3, abs=1e-6)
+
+
 def test_merged_outputs_are_cached_apart(merged, unmerged):
     assert merged.identity() != unmerged.identity()
     assert merged.identity()["merged_adapters"] is True
