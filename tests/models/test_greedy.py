@@ -199,7 +199,7 @@ def test_fast_path_works_after_the_model_loaded_inside_inference_mode(tiny_model
 
 @needs_packing
 @pytest.mark.parametrize("batch_size", [1, 5, 12])
-def test_packed_weights_matches_generate(tiny, stopping, reference, batch_size):
+def test_packed_weights_match_generate(tiny, stopping, reference, batch_size):
     model, tok = tiny
     prompts, stops, _ = stopping
     packed = PackedLinears(model)
@@ -211,7 +211,7 @@ def test_packed_weights_matches_generate(tiny, stopping, reference, batch_size):
 
 
 @needs_packing
-def test_packed_weights_matches_generate_on_an_adapter(tiny_model, tiny_adapter, stopping):
+def test_packed_weights_match_generate_on_an_adapter(tiny_model, tiny_adapter, stopping):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -233,8 +233,10 @@ def test_packed_weights_only_inside_enabled_and_repacked_after_an_in_place_chang
     packed = PackedLinears(layer)
     with torch.inference_mode():
         assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))  # outside: the stock kernel
+        assert layer._evalkit_packed[1] is None  # not packed until first used inside enabled()
         with packed.enabled():
             torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+        assert layer._evalkit_packed[1] is not None
     with torch.no_grad():
         layer.weight.mul_(2.0)  # as --merge-adapters changes weights between arms
     with torch.inference_mode(), packed.enabled():
