@@ -554,7 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--stdout", action="store_true", help="print only, do not rewrite report.md")
     rep.set_defaults(func=cmd_report)
 
-    c = sub.add_parser("compare", help="paired comparison of two runs of one suite (e.g. adapter v1 vs v2), by item id")
+    c = sub.add_parser("compare", help="paired comparison of two runs of one suite (e.g. adapter v1 vs v2), by item id",
+                       description="Compare one arm of run A with one arm of run B, paired by item id: the suite's metrics and, "
+                                   "when both runs have a forgetting section, its panels (paired by panel item; KL drift is "
+                                   "each run's own, against its base, and is not compared).")
     c.add_argument("run_a", help="reference run directory")
     c.add_argument("run_b", help="run directory compared against it")
     c.add_argument("--arm-a", help="arm of run A (default: its first adapter, else base)")

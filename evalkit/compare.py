@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -168,4 +169,38 @@ def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | 
     summary.extra["differences"] = [f"the runs differ in {what}: items with one id may not have seen the same prompt or model"
                                     for what, (x, y) in checks.items() if x != y]
     summary.extra["runs"] = {"A": str(run_a.path), "B": str(run_b.path)}
+    if sa.forgetting and sb.forgetting:
+        summary = replace(summary, forgetting=_compare_forgetting(run_a, run_b, a, b, ref_name, arm_name, seed))
+        if summary.forgetting is None:
+            summary.extra["differences"].append("the runs share no forgetting panel items; forgetting is not compared")
+        elif (ma.extra.get("forgetting") or {}).get("config") != (mb.extra.get("forgetting") or {}).get("config"):
+            summary.extra["differences"].append("the runs' forgetting sections differ: panels are compared on the items both scored")
+    elif sa.forgetting or sb.forgetting:
+        summary.extra["differences"].append(f"only run {'A' if sa.forgetting else 'B'} has a forgetting section; forgetting is not compared")
     return summary
+
+
+def _compare_forgetting(run_a: Any, run_b: Any, a: str, b: str, ref_name: str, arm_name: str, seed: int) -> Any:
+    """Run A's arm against run B's on the panel items both runs scored, paired by (panel, item id); None if there are none."""
+    from evalkit.forgetting.stage import paired_panels
+    from evalkit.records import ForgettingSummary, PanelInfo
+
+    res_a, res_b = run_a.forgetting_results(), run_b.forgetting_results()
+    panels_b = {p.name for p in run_b.summary.forgetting.panels}
+    values: dict[tuple[str, str, str], np.ndarray] = {}
+    panels, rows = [], []
+    for info in run_a.summary.forgetting.panels:
+        if info.name not in panels_b:
+            continue
+        ids = sorted({i for (p, i, arm) in res_a if p == info.name and arm == a} & {i for (p, i, arm) in res_b if p == info.name and arm == b})
+        if not ids:
+            continue
+        panels.append(PanelInfo(name=info.name, n=len(ids), total=info.total, metrics=info.metrics, primary=info.primary, licence=info.licence))
+        for metric in info.metrics:
+            rows.append((info.name, metric))
+            for arm, res, own in ((ref_name, res_a, a), (arm_name, res_b, b)):
+                values[(info.name, arm, metric)] = np.array([res[(info.name, i, own)].get(metric, np.nan) for i in ids])
+    if not rows:
+        return None
+    means, deltas = paired_panels(values, rows, [ref_name, arm_name], reference=ref_name, seed=seed)
+    return ForgettingSummary(panels=panels, means=means, deltas=deltas, drift=[], seed=run_a.summary.forgetting.seed)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,36 +124,56 @@ class RunDir:
             self._scores = self._read_scores()
         return self._scores
 
-    def _read_scores(self) -> list[ScoreRow]:
-        where = self.path / "scores.csv"
-        reader = csv.DictReader(io.StringIO(self._text("scores.csv"), newline=""), strict=True)
+    def _csv_records(self, name: str, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+        """(line number, row) for each row of a run CSV whose header names ``columns``; damage is a RunDirError."""
+        where = self.path / name
+        reader = csv.DictReader(io.StringIO(self._text(name), newline=""), strict=True)
         try:
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise RunDirError(f"{where}:1: not valid CSV ({exc}); the file is damaged: {_RERUN}") from None
-        if fieldnames is None or not set(SCORE_COLUMNS) <= set(fieldnames):
-            raise RunDirError(f"{where}: the header must name {', '.join(SCORE_COLUMNS)}; the file is damaged: {_RERUN}")
-        rows = []
+        if fieldnames is None or not set(columns) <= set(fieldnames):
+            raise RunDirError(f"{where}: the header must name {', '.join(columns)}; the file is damaged: {_RERUN}")
         records = iter(reader)
         while True:
             try:
                 r = next(records)
             except StopIteration:
-                break
+                return
             except csv.Error as exc:
                 raise RunDirError(f"{where}:{reader.line_num}: not valid CSV ({exc}); the file is damaged: {_RERUN}") from None
             if None in r.values():
                 raise RunDirError(f"{where}:{reader.line_num}: too few columns; the file is damaged: {_RERUN}")
             if None in r:
                 raise RunDirError(f"{where}:{reader.line_num}: too many columns; the file is damaged: {_RERUN}")
+            yield reader.line_num, r
+
+    def _read_scores(self) -> list[ScoreRow]:
+        rows = []
+        for line, r in self._csv_records("scores.csv", SCORE_COLUMNS):
             try:
                 value = float(r["value"]) if r["value"] else None
             except ValueError:
                 value = math.nan
             if value is not None and not math.isfinite(value):
-                raise RunDirError(f"{where}:{reader.line_num}: value {r['value']!r} is not a finite number; the file is damaged: {_RERUN}")
+                raise RunDirError(f"{self.path / 'scores.csv'}:{line}: value {r['value']!r} is not a finite number; the file is damaged: {_RERUN}")
             rows.append(ScoreRow(r["item_id"], r["arm"], r["metric"], value, r["error"] or None, r["detail"]))
         return rows
+
+    def forgetting_results(self) -> dict[tuple[str, str, str], dict[str, float]]:
+        """``forgetting.csv`` per (panel, item id, arm): the item's metrics (``acc``, and ``acc_norm`` where the panel reports it).
+
+        Empty for a run without a forgetting section.
+        """
+        if self.summary.forgetting is None:
+            return {}
+        out: dict[tuple[str, str, str], dict[str, float]] = {}
+        for line, r in self._csv_records("forgetting.csv", ("panel", "item_id", "arm", "acc", "acc_norm")):
+            if r["acc"] not in ("0", "1") or r["acc_norm"] not in ("0", "1", ""):
+                raise RunDirError(f"{self.path / 'forgetting.csv'}:{line}: acc and acc_norm must be 0 or 1; the file is damaged: {_RERUN}")
+            # One row per choice, each repeating the item's metrics.
+            out.setdefault((r["panel"], r["item_id"], r["arm"]), {k: float(r[k]) for k in ("acc", "acc_norm") if r[k]})
+        return out
 
     # pandas views, for analysis in a notebook (pandas is imported only when asked for)
 

@@ -31,7 +31,7 @@ from evalkit.forgetting.spec import ForgettingSpec
 from evalkit.models.base import Backend, PassageDrift, require
 from evalkit.records import ForgettingSummary, MetricDelta, PanelInfo
 
-__all__ = ["ForgettingResult", "Prepared", "check_backend", "prepare", "run_forgetting", "write_rows"]
+__all__ = ["ForgettingResult", "Prepared", "check_backend", "paired_panels", "prepare", "run_forgetting", "write_rows"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -161,9 +161,30 @@ def summarize_forgetting(
         for metric, value in r.metrics.items():
             if (r.item.panel, r.arm, metric) in values:
                 values[(r.item.panel, r.arm, metric)][index[(r.item.panel, r.item.id)]] = value
+    rows = [(panel, metric) for panel in prepared.items for metric in get_panel(panel).metrics]
+    means, deltas = paired_panels(values, rows, arms, reference=reference, seed=seed, n_resamples=n_resamples)
+    panels = [PanelInfo(name=p, n=len(items), total=prepared.totals[p], metrics=list(get_panel(p).metrics),
+                        primary=get_panel(p).primary, licence=get_panel(p).licence) for p, items in prepared.items.items()]
+    drift = [drift_stats(arm, [d for _, d in drifts[arm]]) for arm in arms if arm in drifts]
+    return ForgettingSummary(panels=panels, means=means, deltas=deltas, drift=drift, seed=prepared.spec.seed)
+
+
+def paired_panels(
+    values: dict[tuple[str, str, str], np.ndarray],
+    rows: Sequence[tuple[str, str]],
+    arms: Sequence[str],
+    *,
+    reference: str,
+    seed: int = 0,
+    n_resamples: int = 10_000,
+) -> tuple[dict[str, dict[str, float]], list[MetricDelta]]:
+    """Means per arm and ``panel/metric``, and every other arm's paired comparison with ``reference``.
+
+    ``values[(panel, arm, metric)]`` holds per-item 0/1 values (NaN: not scored), items in the
+    same order in every arm; ``rows`` lists the (panel, metric) pairs, Holm-adjusted together per arm.
+    """
     from evalkit.stats import compare_paired, holm  # scipy: imported once the panels are scored, not at start-up
 
-    rows = [(panel, metric) for panel in prepared.items for metric in get_panel(panel).metrics]
     means = {arm: {f"{p}/{m}": _mean(values[(p, arm, m)]) for p, m in rows} for arm in arms}
     deltas: list[MetricDelta] = []
     for arm in arms:
@@ -177,10 +198,7 @@ def summarize_forgetting(
                 p_value=st.p_value, p_adjusted=float(p_adj), test=st.test, fail_to_pass=st.fail_to_pass, pass_to_fail=st.pass_to_fail,
                 mde=st.mde, underpowered=st.underpowered, clustered=st.clustered, reference_errors=0, arm_errors=0,
             ))
-    panels = [PanelInfo(name=p, n=len(items), total=prepared.totals[p], metrics=list(get_panel(p).metrics),
-                        primary=get_panel(p).primary, licence=get_panel(p).licence) for p, items in prepared.items.items()]
-    drift = [drift_stats(arm, [d for _, d in drifts[arm]]) for arm in arms if arm in drifts]
-    return ForgettingSummary(panels=panels, means=means, deltas=deltas, drift=drift, seed=prepared.spec.seed)
+    return means, deltas
 
 
 def _mean(v: np.ndarray) -> float:

@@ -326,4 +326,6 @@ def compare_markdown(summary: Summary) -> str:
         notes.append(f"ℹ️ {summary.extra['unmatched']} items are in only one run and were left out.")
     if notes:
         parts += ["\n".join(f"- {n}" for n in notes), ""]
+    if summary.forgetting is not None:
+        parts += forgetting_section(summary.forgetting, summary.reference)
     return "\n".join(parts)

@@ -128,3 +128,43 @@ def test_gate_rule_on_a_panel_the_suite_does_not_run_is_refused(make_suite):
     text = SUITE_YAML.format(max_new_tokens=2) + "forgetting:\n  panels: [arc_easy]\ngate:\n  rules:\n    - {panel: hellaswag, max_drop: 0.1}\n"
     with pytest.raises(SuiteError, match=r"gate.rules\[0\].panel: 'hellaswag' is not a panel of this suite's forgetting section \(arc_easy\)"):
         load_suite(make_suite(yaml_text=text))
+
+
+def test_compare_pairs_the_forgetting_panels_of_two_runs(tmp_path, make_suite, tiny_model, tiny_adapter, zero_adapter):
+    """`evalkit compare` of adapter v1 vs v2 puts their panel results side by side, paired by (panel, item id)."""
+    from evalkit.cli import main
+    from evalkit.compare import compare_runs
+
+    suite = load_suite(make_suite(n=2, max_new_tokens=2, yaml_text=SUITE_YAML.format(max_new_tokens=2) + FORGETTING))
+    one = run_suite(suite, _options(tmp_path, tiny_model, [tiny_adapter]))
+    two = run_suite(suite, _options(tmp_path, tiny_model, [zero_adapter]))
+    run_a, run_b = load_run(one.run_dir), load_run(two.run_dir)
+    fs = compare_runs(run_a, run_b).forgetting
+    assert [(p.name, p.n) for p in fs.panels] == [("arc_easy", 6), ("winogrande", 4)]
+    assert fs.drift == [] and {d.metric for d in fs.deltas} == {"arc_easy/acc", "arc_easy/acc_norm", "winogrande/acc"}
+    # Each side's means are that run's own means for the arm compared.
+    assert fs.means["A:tiny-lora"] == one.summary.forgetting.means["tiny-lora"]
+    assert fs.means["B:zero-lora"] == two.summary.forgetting.means["zero-lora"]
+    # The zero adapter is base: against run A's base arm, every panel item agrees.
+    same = compare_runs(run_a, run_b, "base", "zero-lora").forgetting
+    assert all(d.delta == 0 and d.fail_to_pass == d.pass_to_fail == 0 for d in same.deltas)
+    assert main(["compare", str(one.run_dir), str(two.run_dir), "--out", str(tmp_path / "c.md")]) == 0
+    text = (tmp_path / "c.md").read_text()
+    assert "## Forgetting" in text and "| arc_easy | **acc_norm** |" in text
+    damaged = two.run_dir / "forgetting.csv"
+    header, first, *rest = damaged.read_text().splitlines()
+    cells = first.split(",")
+    cells[header.split(",").index("acc")] = "7"
+    damaged.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+    assert main(["compare", str(one.run_dir), str(two.run_dir)]) == 2  # one line naming the file and line, no traceback
+
+
+def test_compare_says_when_only_one_run_has_a_forgetting_section(tmp_path, make_suite, tiny_model, tiny_adapter):
+    from evalkit.compare import compare_runs
+
+    with_panels = run_suite(load_suite(make_suite(n=2, max_new_tokens=2, yaml_text=SUITE_YAML.format(max_new_tokens=2) + FORGETTING)),
+                            _options(tmp_path, tiny_model, [tiny_adapter]))
+    without = run_suite(load_suite(make_suite(n=2, max_new_tokens=2)), _options(tmp_path, tiny_model, [tiny_adapter]))
+    s = compare_runs(load_run(with_panels.run_dir), load_run(without.run_dir))
+    assert s.forgetting is None
+    assert "only run A has a forgetting section; forgetting is not compared" in s.extra["differences"]
