@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.records import SUMMARY_VERSION, Flip, Generation, Item, MetricDelta, ScoreRow, Summary
+from evalkit.records import SUMMARY_VERSION, Flip, ForgettingSummary, Generation, Item, MetricDelta, PanelInfo, ScoreRow, Summary
 from evalkit.stats import compare_paired, holm
 
 __all__ = ["compare_runs", "summarize"]
@@ -180,15 +180,15 @@ def compare_runs(run_a: Any, run_b: Any, arm_a: str | None = None, arm_b: str | 
     return summary
 
 
-def _compare_forgetting(run_a: Any, run_b: Any, a: str, b: str, ref_name: str, arm_name: str, seed: int) -> Any:
+def _compare_forgetting(run_a: Any, run_b: Any, a: str, b: str, ref_name: str, arm_name: str, seed: int) -> ForgettingSummary | None:
     """Run A's arm against run B's on the panel items both runs scored, paired by (panel, item id); None if there are none."""
     from evalkit.forgetting.stage import paired_panels
-    from evalkit.records import ForgettingSummary, PanelInfo
 
     res_a, res_b = run_a.forgetting_results(), run_b.forgetting_results()
     panels_b = {p.name for p in run_b.summary.forgetting.panels}
     values: dict[tuple[str, str, str], np.ndarray] = {}
-    panels, rows = [], []
+    panels: list[PanelInfo] = []
+    rows: list[tuple[str, str]] = []
     for info in run_a.summary.forgetting.panels:
         if info.name not in panels_b:
             continue
